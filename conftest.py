@@ -1,0 +1,75 @@
+"""Shared fixtures: personas, the scripted OpenAI-compatible server, socket helpers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+
+from conversations.models import Conversation
+from testkit.scripted_llm import Script, ScriptedLlm
+
+
+@pytest.fixture(scope="session")
+def scripted_llm_server() -> Iterator[ScriptedLlm]:
+    server = ScriptedLlm().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def scripted_llm(scripted_llm_server: ScriptedLlm, settings) -> ScriptedLlm:  # type: ignore[no-untyped-def]
+    """Every test talks to the scripted server unless it says otherwise (fresh script each)."""
+    scripted_llm_server.script = Script()
+    scripted_llm_server.requests.clear()
+    settings.LLM_BASE_URL = scripted_llm_server.base_url
+    settings.LLM_MODEL = "scripted"
+    return scripted_llm_server
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def alice(db):  # type: ignore[no-untyped-def]
+    return get_user_model().objects.create_user("alice", "alice@example.com", "password")
+
+
+@pytest.fixture
+def bob(db):  # type: ignore[no-untyped-def]
+    return get_user_model().objects.create_user("bob", "bob@example.com", "password")
+
+
+@pytest.fixture
+def anon_session(db) -> SessionStore:  # type: ignore[no-untyped-def]
+    """An anonymous browser session, saved, as the chat page would make it."""
+    session = SessionStore()
+    session.create()
+    return session
+
+
+@pytest.fixture
+def anon_conversation(anon_session: SessionStore) -> Conversation:
+    return Conversation.objects.create(session_key=anon_session.session_key)
+
+
+@pytest.fixture
+def alice_conversation(alice) -> Conversation:  # type: ignore[no-untyped-def]
+    return Conversation.objects.create(user=alice)
+
+
+def new_client_id() -> str:
+    return str(uuid.uuid4())
+
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def redis_required() -> bool:
+    return bool(settings.REDIS_URL)

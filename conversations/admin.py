@@ -1,0 +1,36 @@
+"""Staff console for conversations (review tools grow in issue 10)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from conversations.models import Conversation, FallbackReply, Message
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ("sequence", "role", "text", "status", "error_code", "ttft_ms", "total_ms", "token_count")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("sequence",)
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "title", "user", "state", "last_active", "created_at")
+    list_filter = ("state",)
+    search_fields = ("public_id", "title")
+    list_select_related = ("user",)
+    readonly_fields = ("public_id", "user", "session_key", "state", "created_at", "last_active")
+    inlines = [MessageInline]
+
+
+@admin.register(FallbackReply)
+class FallbackReplyAdmin(admin.ModelAdmin):
+    """The static reply shown when the model fails or times out, per language."""
+
+    list_display = ("language", "text", "updated_at")

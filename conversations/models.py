@@ -1,0 +1,122 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ConversationState(models.TextChoices):
+    WAITING_INPUT = "waiting_input", "Waiting for input"
+    RECOGNIZING_INTENT = "recognizing_intent", "Recognising intent"
+    CALLING_AI = "calling_ai", "Calling the model"
+    GENERATING = "generating", "Generating"
+    TIMEOUT = "timeout", "Timed out"
+    ERROR = "error", "Error"
+    HANDOFF = "handoff", "Handed to a human"
+
+
+class Conversation(models.Model):
+    """One chat thread, owned by a signed-in user or by an anonymous browser session."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+    )
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    title = models.CharField(max_length=200, blank=True)
+    state = models.CharField(
+        max_length=32, choices=ConversationState.choices, default=ConversationState.WAITING_INPUT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_active = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-last_active"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | ~Q(session_key=""),
+                name="conversation_has_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title or str(self.public_id)
+
+
+class MessageRole(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+
+
+class MessageStatus(models.TextChoices):
+    STREAMING = "streaming", "Streaming"
+    COMPLETE = "complete", "Complete"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class Message(models.Model):
+    """A user message or an assistant reply; replies are written once, when they end."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # Position within the conversation: 1, 2, 3... (user and assistant messages interleave).
+    sequence = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    text = models.TextField(blank=True)
+    # The browser's id for a user message: a retried send finds the message it already made.
+    client_id = models.UUIDField(null=True, blank=True)
+    reply_to = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
+    )
+    status = models.CharField(
+        max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
+    )
+    # Set when the text is the static fallback reply, or when the stream broke off.
+    error_code = models.CharField(max_length=64, blank=True)
+    is_fallback = models.BooleanField(default=False)
+    intent = models.CharField(max_length=100, blank=True)  # filled by the NLU (issue 4)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_ms = models.PositiveIntegerField(null=True, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["conversation", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_unique_per_conversation",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "sequence"], name="message_sequence_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.sequence} in {self.conversation_id}"
+
+
+class FallbackReply(models.Model):
+    """The static reply users see when the model fails; staff edit it in the admin."""
+
+    language = models.CharField(max_length=8, unique=True, help_text="en, zh, ...")
+    text = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "fallback replies"
+
+    def __str__(self) -> str:
+        return f"{self.language}: {self.text[:40]}"

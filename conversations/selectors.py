@@ -1,0 +1,93 @@
+"""Reads of the chat domain, always scoped to who is asking."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from conversations.models import (
+    Conversation,
+    FallbackReply,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+
+DEFAULT_FALLBACKS = {
+    "zh": "服务开小差，请稍后再试",
+    "en": "Something went wrong, please try again",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who owns conversations: a signed-in user, or else an anonymous browser session."""
+
+    user_id: int | None
+    session_key: str
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+
+def conversation_list_for_actor(actor: Actor) -> QuerySet[Conversation]:
+    """The actor's conversations, most recently active first."""
+    if actor.user_id is not None:
+        return Conversation.objects.filter(user_id=actor.user_id)
+    if not actor.session_key:
+        return Conversation.objects.none()
+    return Conversation.objects.filter(user__isnull=True, session_key=actor.session_key)
+
+
+def conversation_get_for_actor(public_id: uuid.UUID | str, actor: Actor) -> Conversation | None:
+    """The conversation if it exists and belongs to the actor, else None (no existence leak)."""
+    try:
+        key = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    return conversation_list_for_actor(actor).filter(public_id=key).first()
+
+
+def message_list(conversation: Conversation) -> list[Message]:
+    """The conversation's messages in order, with each reply's user message id at hand."""
+    return list(conversation.messages.select_related("reply_to").order_by("sequence"))
+
+
+def is_stale(message: Message) -> bool:
+    """A reply still streaming long after it started belongs to a process that died."""
+    limit = timedelta(seconds=settings.CHAT_STALE_TURN_SECONDS)
+    return message.status == MessageStatus.STREAMING and message.updated_at < timezone.now() - limit
+
+
+def reply_snapshot(conversation: Conversation, message_public_id: str) -> dict[str, object] | None:
+    """A reply's stored state as a `message.snapshot` frame, or None if it is not here."""
+    try:
+        key = uuid.UUID(str(message_public_id))
+    except ValueError:
+        return None
+    message = conversation.messages.filter(public_id=key, role=MessageRole.ASSISTANT).first()
+    if message is None:
+        return None
+    status = MessageStatus.INTERRUPTED if is_stale(message) else message.status
+    return {
+        "type": "message.snapshot",
+        "message_id": str(message.public_id),
+        "text": message.text,
+        "status": status,
+        "last_seq": message.token_count,
+        "is_fallback": message.is_fallback,
+        "error_code": message.error_code,
+    }
+
+
+def fallback_text(user_text: str) -> str:
+    """The staff-edited fallback reply in the user's language (Chinese if any CJK character)."""
+    language = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in user_text) else "en"
+    stored = FallbackReply.objects.filter(language=language).values_list("text", flat=True).first()
+    return stored or DEFAULT_FALLBACKS[language]

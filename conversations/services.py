@@ -1,0 +1,194 @@
+"""Writes of the chat domain. Consumers, views and tasks call these; nothing else writes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from conversations import states
+from conversations.exceptions import EmptyMessage, MessageTooLong, TurnInProgress
+from conversations.models import (
+    Conversation,
+    ConversationState,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+from conversations.selectors import Actor, is_stale
+from nlu.llm import ChatMessage
+
+logger = logging.getLogger(__name__)
+
+TITLE_CHARS = 60
+
+
+def conversation_create(*, actor: Actor, title: str = "") -> Conversation:
+    """Start an empty conversation owned by the actor."""
+    return Conversation.objects.create(
+        user_id=actor.user_id,
+        session_key="" if actor.user_id is not None else actor.session_key,
+        title=title[:200],
+    )
+
+
+def clean_text(text: object) -> str:
+    """Validate a user message's text.
+
+    Raises:
+        EmptyMessage: nothing but whitespace.
+        MessageTooLong: over CHAT_MAX_MESSAGE_CHARS characters.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise EmptyMessage("The message is empty")
+    text = text.strip()
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise MessageTooLong(
+            f"The message is over {settings.CHAT_MAX_MESSAGE_CHARS} characters",
+            extra={"limit": settings.CHAT_MAX_MESSAGE_CHARS},
+        )
+    return text
+
+
+@dataclass
+class TurnStarted:
+    """What turn_start did: the user message and its reply, and whether they are new."""
+
+    user_message: Message
+    reply: Message
+    created: bool
+    prompt: list[ChatMessage] = field(default_factory=list)
+
+
+def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
+    """Store a user message and an empty streaming reply, once per client_id.
+
+    A retried send (same client_id) returns the turn it already started. One turn runs at a time
+    per conversation: the conversation row is locked, and a second message while a reply streams
+    is refused with turn_in_progress (the client may send it again when the reply is done).
+
+    Raises:
+        EmptyMessage, MessageTooLong: the text is not acceptable.
+        TurnInProgress: another reply in this conversation is still streaming.
+    """
+    text = clean_text(text)
+    try:
+        return _turn_start(conversation_id=conversation_id, text=text, client_id=client_id)
+    except IntegrityError:
+        # Two sends of one client_id raced past the lock (SQLite has no row locks): the loser
+        # finds the winner's turn.
+        return _turn_start(conversation_id=conversation_id, text=text, client_id=client_id)
+
+
+@transaction.atomic
+def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    existing = (
+        conversation.messages.filter(client_id=client_id).select_related("reply").first()
+    )
+    if existing is not None:
+        return TurnStarted(user_message=existing, reply=existing.reply, created=False)
+
+    running = conversation.messages.filter(
+        role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING
+    ).first()
+    if running is not None:
+        if not is_stale(running):
+            raise TurnInProgress(
+                "The previous reply is still being written", extra={"reply_id": str(running.public_id)}
+            )
+        running.status = MessageStatus.INTERRUPTED
+        running.error_code = "turn_stale"
+        running.save(update_fields=["status", "error_code", "updated_at"])
+        logger.warning(
+            "stale turn recovered",
+            extra={"conversation_id": str(conversation.public_id), "message_id": str(running.public_id)},
+        )
+        conversation.state = ConversationState.ERROR
+
+    last = conversation.messages.aggregate(last=Max("sequence"))["last"] or 0
+    user_message = Message.objects.create(
+        conversation=conversation,
+        sequence=last + 1,
+        role=MessageRole.USER,
+        text=text,
+        client_id=client_id,
+    )
+    reply = Message.objects.create(
+        conversation=conversation,
+        sequence=last + 2,
+        role=MessageRole.ASSISTANT,
+        status=MessageStatus.STREAMING,
+        reply_to=user_message,
+    )
+    states.transition(conversation, ConversationState.CALLING_AI)
+    conversation.last_active = timezone.now()
+    if not conversation.title:
+        conversation.title = text[:TITLE_CHARS]
+    conversation.save(update_fields=["state", "last_active", "title"])
+    prompt = _prompt_for(conversation, upto=user_message.sequence)
+    return TurnStarted(user_message=user_message, reply=reply, created=True, prompt=prompt)
+
+
+def _prompt_for(conversation: Conversation, *, upto: int) -> list[ChatMessage]:
+    """The system prompt plus the recent history that ends with the new user message."""
+    recent = list(
+        conversation.messages.filter(sequence__lte=upto)
+        .exclude(role=MessageRole.ASSISTANT, is_fallback=True)
+        .exclude(text="")
+        .order_by("-sequence")
+        .values_list("role", "text")[: settings.LLM_HISTORY_MESSAGES]
+    )
+    prompt: list[ChatMessage] = [{"role": "system", "content": settings.LLM_SYSTEM_PROMPT}]
+    for role, text in reversed(recent):
+        prompt.append({"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text})
+    return prompt
+
+
+def conversation_mark_generating(*, conversation_id: int) -> None:
+    """The first token has arrived."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        states.transition(conversation, ConversationState.GENERATING)
+        conversation.save(update_fields=["state"])
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    """How a reply ended."""
+
+    text: str
+    status: str
+    token_count: int
+    ttft_ms: int | None
+    total_ms: int
+    error_code: str = ""
+    is_fallback: bool = False
+
+
+def reply_finish(*, reply_id: int, outcome: ReplyOutcome) -> None:
+    """Store the finished reply once and end the turn (waiting_input, or error)."""
+    with transaction.atomic():
+        reply = Message.objects.select_for_update().get(pk=reply_id)
+        reply.text = outcome.text
+        reply.status = outcome.status
+        reply.token_count = outcome.token_count
+        reply.ttft_ms = outcome.ttft_ms
+        reply.total_ms = outcome.total_ms
+        reply.error_code = outcome.error_code
+        reply.is_fallback = outcome.is_fallback
+        reply.save()
+        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
+        ended = ConversationState.ERROR if outcome.error_code else ConversationState.WAITING_INPUT
+        if conversation.state in (ConversationState.WAITING_INPUT, ConversationState.ERROR):
+            # A stale-turn recovery already moved on; only record the outcome.
+            conversation.state = ended
+        else:
+            states.transition(conversation, ended)
+        conversation.last_active = timezone.now()
+        conversation.save(update_fields=["state", "last_active"])

@@ -1,0 +1,34 @@
+"""The conversation state machine's legal moves, in one place."""
+
+from __future__ import annotations
+
+from conversations.exceptions import IllegalTransition
+from conversations.models import Conversation, ConversationState
+
+S = ConversationState
+
+# A turn: waiting_input -> recognizing_intent -> calling_ai -> generating -> waiting_input.
+# Timeout and error end a turn; the next message starts a new one from there.
+ALLOWED: dict[str, frozenset[str]] = {
+    S.WAITING_INPUT: frozenset({S.RECOGNIZING_INTENT, S.CALLING_AI, S.HANDOFF}),
+    S.RECOGNIZING_INTENT: frozenset({S.CALLING_AI, S.WAITING_INPUT, S.ERROR, S.TIMEOUT}),
+    S.CALLING_AI: frozenset({S.GENERATING, S.WAITING_INPUT, S.ERROR, S.TIMEOUT}),
+    S.GENERATING: frozenset({S.WAITING_INPUT, S.ERROR, S.TIMEOUT}),
+    S.TIMEOUT: frozenset({S.RECOGNIZING_INTENT, S.CALLING_AI, S.WAITING_INPUT}),
+    S.ERROR: frozenset({S.RECOGNIZING_INTENT, S.CALLING_AI, S.WAITING_INPUT}),
+    S.HANDOFF: frozenset({S.WAITING_INPUT}),
+}
+
+
+def transition(conversation: Conversation, to: str) -> None:
+    """Move the conversation to `to` (in memory; the caller saves).
+
+    Raises:
+        IllegalTransition: the move is not in ALLOWED.
+    """
+    current = conversation.state
+    if current == to:
+        return
+    if to not in ALLOWED.get(current, frozenset()):
+        raise IllegalTransition(f"Cannot go from {current} to {to}")
+    conversation.state = to

@@ -1,0 +1,195 @@
+"""Running a turn: store the message, stream the model's reply to every socket, store the reply.
+
+The LLM call is async I/O, so it runs as an asyncio task in the server process that received the
+message, not in Celery. The task is not tied to any socket: a reload or a closed tab does not stop
+generation, and the reply is stored once, when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+
+from chatsite.exceptions import ApplicationError
+from conversations import selectors, services
+from conversations.models import Conversation, MessageStatus
+from conversations.streams import get_hub
+from nlu.exceptions import LlmUnavailable
+from nlu.llm import ChatMessage, stream_chat
+
+logger = logging.getLogger(__name__)
+
+# Running turns, kept referenced so the event loop does not drop them half-way.
+_running: set[asyncio.Task[None]] = set()
+
+
+@dataclass(frozen=True)
+class TurnAck:
+    """What the sender is told once its message is stored."""
+
+    client_id: str
+    message_id: str
+    reply_id: str
+    duplicate: bool
+
+    def frame(self) -> dict[str, object]:
+        return {
+            "type": "message.ack",
+            "client_id": self.client_id,
+            "message_id": self.message_id,
+            "reply_id": self.reply_id,
+            "duplicate": self.duplicate,
+        }
+
+
+async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.UUID) -> TurnAck:
+    """Store the user message (once per client_id) and start its reply in the background.
+
+    Raises:
+        ApplicationError: the text is refused, or another reply is still streaming.
+    """
+    received = time.monotonic()
+    started = await database_sync_to_async(services.turn_start)(
+        conversation_id=conversation.pk, text=text, client_id=client_id
+    )
+    ack = TurnAck(
+        client_id=str(client_id),
+        message_id=str(started.user_message.public_id),
+        reply_id=str(started.reply.public_id),
+        duplicate=not started.created,
+    )
+    if started.created:
+        hub = await get_hub()
+        conversation_key = str(conversation.public_id)
+        hub.publish(
+            conversation_key,
+            {
+                "type": "message.start",
+                "message": {
+                    "id": ack.message_id,
+                    "text": started.user_message.text,
+                    "client_id": ack.client_id,
+                    "sequence": started.user_message.sequence,
+                },
+                "reply_id": ack.reply_id,
+                "reply_sequence": started.reply.sequence,
+            },
+        )
+        task = asyncio.create_task(
+            _run_reply(
+                conversation_pk=conversation.pk,
+                conversation_key=conversation_key,
+                reply_pk=started.reply.pk,
+                reply_key=ack.reply_id,
+                user_text=started.user_message.text,
+                prompt=started.prompt,
+                received=received,
+            ),
+            name=f"turn-{ack.reply_id}",
+        )
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+    return ack
+
+
+async def _run_reply(
+    *,
+    conversation_pk: int,
+    conversation_key: str,
+    reply_pk: int,
+    reply_key: str,
+    user_text: str,
+    prompt: list[ChatMessage],
+    received: float,
+) -> None:
+    hub = await get_hub()
+    stream = hub.open_reply(conversation_key, reply_key)
+    ttft_ms: int | None = None
+    error_code = ""
+    is_fallback = False
+    status = MessageStatus.COMPLETE
+    generating: asyncio.Task[None] | None = None
+    try:
+        async for piece in stream_chat(prompt):
+            if ttft_ms is None:
+                ttft_ms = _ms_since(received)
+                # Recorded off the token path; awaited before the reply is stored.
+                generating = asyncio.create_task(
+                    database_sync_to_async(services.conversation_mark_generating)(
+                        conversation_id=conversation_pk
+                    )
+                )
+            stream.push(piece)
+    except (LlmUnavailable, ApplicationError) as exc:
+        error_code = exc.code
+    except asyncio.CancelledError:
+        error_code = "server_shutdown"
+        status = MessageStatus.INTERRUPTED
+    except Exception:
+        logger.exception("reply generation failed", extra={"message_id": reply_key})
+        error_code = "internal_error"
+
+    if error_code and status != MessageStatus.INTERRUPTED:
+        if stream.tokens:
+            status = MessageStatus.INTERRUPTED
+        else:
+            is_fallback = True
+            stream.push(await database_sync_to_async(selectors.fallback_text)(user_text))
+
+    outcome = services.ReplyOutcome(
+        text="".join(stream.tokens),
+        status=status,
+        token_count=len(stream.tokens),
+        ttft_ms=ttft_ms,
+        total_ms=_ms_since(received),
+        error_code=error_code,
+        is_fallback=is_fallback,
+    )
+    try:
+        if generating is not None:
+            await asyncio.gather(generating, return_exceptions=True)
+        await database_sync_to_async(services.reply_finish)(reply_id=reply_pk, outcome=outcome)
+    except Exception:
+        logger.exception("reply could not be stored", extra={"message_id": reply_key})
+    stream.finish(
+        {
+            "type": "message.done",
+            "message_id": reply_key,
+            "last_seq": outcome.token_count,
+            "status": outcome.status,
+            "error_code": outcome.error_code,
+            "is_fallback": outcome.is_fallback,
+            "ttft_ms": outcome.ttft_ms,
+            "total_ms": outcome.total_ms,
+            "token_count": outcome.token_count,
+        }
+    )
+    log = logger.warning if error_code else logger.info
+    log(
+        "turn finished",
+        extra={
+            "conversation_id": conversation_key,
+            "message_id": reply_key,
+            "state": "error" if error_code else "waiting_input",
+            "status": outcome.status,
+            "error_code": error_code,
+            "ttft_ms": ttft_ms,
+            "latency_ms": outcome.total_ms,
+            "tokens": outcome.token_count,
+        },
+    )
+
+
+def _ms_since(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)
+
+
+async def wait_for_running_turns(timeout: float = 10.0) -> None:
+    """Let every running turn end (tests, graceful shutdown)."""
+    if _running:
+        await asyncio.wait(set(_running), timeout=timeout)
