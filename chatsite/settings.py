@@ -6,6 +6,7 @@ eager Celery and the packaged local model. See README.md for the full table.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -92,8 +93,9 @@ if DATABASE_URL:
         _db["ENGINE"] = "django.db.backends.postgresql"  # psycopg 3 is picked automatically
 else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
-    # A file-backed test database: the browser test serves it from a second process.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # A file-backed test database: the browser test serves it from a second process. One per
+    # test run, so two runs side by side never share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
     # IMMEDIATE: a turn's read-then-write never fails with "database is locked" half-way.
     _db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)

@@ -329,3 +329,127 @@ async def test_a_socket_without_session_is_refused(anon_conversation):
     ws = communicator_for(anon_conversation)
     connected, _ = await ws.connect()
     assert not connected
+
+
+async def _send_and_finish(ws, text="hi"):  # type: ignore[no-untyped-def]
+    await ws.send_json_to({"type": "message.send", "text": text, "client_id": str(uuid.uuid4())})
+    return await receive_until(ws, "message.done", timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        (Script(first_token_delay=1.0), "llm_timeout"),
+        (Script(status=500), "llm_unavailable"),
+        (Script(status=429), "llm_unavailable"),
+    ],
+)
+async def test_a_failing_model_gives_the_fallback_reply_in_time(
+    anon_conversation, anon_session, scripted_llm, settings, script, code
+):
+    # given a model that is slow to start or failing
+    settings.LLM_FIRST_TOKEN_TIMEOUT = 0.3
+    scripted_llm.script = script
+    ws = await _connect(anon_conversation, anon_session.session_key)
+
+    # when
+    frames = await _send_and_finish(ws, "hello")
+
+    # then the user gets the staff-editable fallback, quickly, and the turn ends in error
+    done = frames[-1]
+    assert done["is_fallback"] is True and done["error_code"] == code
+    assert done["total_ms"] < 1000
+    reply_id = done["message_id"]
+    assert "".join(t for _, t in tokens_of(frames, reply_id)) == "Something went wrong, please try again"
+    conversation = await database_sync_to_async(Conversation.objects.get)(pk=anon_conversation.pk)
+    assert conversation.state == ConversationState.ERROR
+
+    # and once the model is back, the next message works
+    scripted_llm.script = Script.words("back again")
+    frames = await _send_and_finish(ws, "again")
+    assert frames[-1]["status"] == "complete" and not frames[-1]["is_fallback"]
+    conversation = await database_sync_to_async(Conversation.objects.get)(pk=anon_conversation.pk)
+    assert conversation.state == ConversationState.WAITING_INPUT
+    await ws.disconnect()
+
+
+async def test_the_fallback_follows_the_users_language_and_the_admin_text(
+    anon_conversation, anon_session, scripted_llm
+):
+    # given staff edited the Chinese fallback
+    from conversations.models import FallbackReply
+
+    await database_sync_to_async(FallbackReply.objects.update_or_create)(
+        language="zh", defaults={"text": "稍等一下，马上回来"}
+    )
+    scripted_llm.script = Script(status=503)
+    ws = await _connect(anon_conversation, anon_session.session_key)
+
+    # when
+    frames = await _send_and_finish(ws, "你好")
+
+    # then
+    reply_id = frames[-1]["message_id"]
+    assert "".join(t for _, t in tokens_of(frames, reply_id)) == "稍等一下，马上回来"
+    await ws.disconnect()
+
+
+async def test_a_stream_that_stalls_is_kept_as_interrupted(anon_conversation, anon_session, scripted_llm, settings):
+    # given a model that stops sending after three tokens
+    settings.LLM_TOKEN_TIMEOUT = 0.3
+    scripted_llm.script = Script.words("one two three four five", hang_after=3)
+    ws = await _connect(anon_conversation, anon_session.session_key)
+
+    # when
+    frames = await _send_and_finish(ws)
+
+    # then what arrived is kept, marked interrupted, with the code
+    done = frames[-1]
+    assert done["status"] == "interrupted" and done["error_code"] == "llm_timeout"
+    assert not done["is_fallback"] and done["last_seq"] == 3
+    reply = await database_sync_to_async(Message.objects.get)(public_id=done["message_id"])
+    assert reply.text == "one two three " and reply.status == MessageStatus.INTERRUPTED
+    await ws.disconnect()
+
+
+async def test_a_stale_turn_from_a_dead_process_is_recovered(anon_conversation, anon_session, scripted_llm, settings):
+    # given a reply left "streaming" by a process that died long ago
+    from django.utils import timezone
+
+    settings.CHAT_STALE_TURN_SECONDS = 60
+
+    def leave_a_stuck_turn() -> None:
+        user = Message.objects.create(conversation=anon_conversation, sequence=1, role="user", text="lost", client_id=uuid.uuid4())
+        stuck = Message.objects.create(conversation=anon_conversation, sequence=2, role="assistant", status="streaming", reply_to=user)
+        Message.objects.filter(pk=stuck.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
+        Conversation.objects.filter(pk=anon_conversation.pk).update(state="generating")
+
+    await database_sync_to_async(leave_a_stuck_turn)()
+    ws = await _connect(anon_conversation, anon_session.session_key)
+
+    # when the user writes again
+    frames = await _send_and_finish(ws, "anyone there?")
+
+    # then the new turn runs, and the stuck one is marked interrupted
+    assert frames[-1]["status"] == "complete"
+    stuck = await database_sync_to_async(Message.objects.get)(conversation=anon_conversation, sequence=2)
+    assert stuck.status == MessageStatus.INTERRUPTED and stuck.error_code == "turn_stale"
+    await ws.disconnect()
+
+
+async def test_history_is_sent_to_the_model(anon_conversation, anon_session, scripted_llm):
+    # given an earlier exchange
+    scripted_llm.script = Script.words("Nice to meet you, Ann")
+    ws = await _connect(anon_conversation, anon_session.session_key)
+    await _send_and_finish(ws, "I am Ann")
+
+    # when
+    scripted_llm.script = Script.words("You are Ann")
+    await _send_and_finish(ws, "who am I?")
+
+    # then the second call carried the first exchange
+    messages = scripted_llm.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "I am Ann"
+    assert messages[2]["content"] == "Nice to meet you, Ann"
+    await ws.disconnect()

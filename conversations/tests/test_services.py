@@ -1,0 +1,85 @@
+"""Turn bookkeeping: idempotent sends, one turn at a time, the state machine."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from conversations import services, states
+from conversations.exceptions import EmptyMessage, IllegalTransition, MessageTooLong, TurnInProgress
+from conversations.models import Conversation, ConversationState, Message, MessageStatus
+from conversations.selectors import Actor, conversation_get_for_actor, reply_snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def test_turn_start_stores_the_message_and_an_empty_streaming_reply(anon_conversation):
+    # when
+    started = services.turn_start(conversation_id=anon_conversation.pk, text="  hello  ", client_id=uuid.uuid4())
+
+    # then
+    assert started.created
+    assert started.user_message.text == "hello" and started.user_message.sequence == 1
+    assert started.reply.status == MessageStatus.STREAMING and started.reply.sequence == 2
+    assert started.reply.reply_to == started.user_message
+    anon_conversation.refresh_from_db()
+    assert anon_conversation.state == ConversationState.CALLING_AI
+    assert anon_conversation.title == "hello"
+    assert started.prompt[-1] == {"role": "user", "content": "hello"}
+
+
+def test_turn_start_is_idempotent_per_client_id(anon_conversation):
+    client_id = uuid.uuid4()
+    first = services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=client_id)
+    again = services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=client_id)
+    assert not again.created
+    assert again.user_message.pk == first.user_message.pk and again.reply.pk == first.reply.pk
+    assert Message.objects.count() == 2
+
+
+def test_the_same_client_id_in_another_conversation_is_another_message(anon_conversation, anon_session):
+    other = Conversation.objects.create(session_key=anon_session.session_key)
+    client_id = uuid.uuid4()
+    services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=client_id)
+    assert services.turn_start(conversation_id=other.pk, text="hi", client_id=client_id).created
+
+
+def test_a_second_turn_waits_for_the_first(anon_conversation):
+    services.turn_start(conversation_id=anon_conversation.pk, text="one", client_id=uuid.uuid4())
+    with pytest.raises(TurnInProgress):
+        services.turn_start(conversation_id=anon_conversation.pk, text="two", client_id=uuid.uuid4())
+
+
+@pytest.mark.parametrize(("text", "error"), [("", EmptyMessage), ("   \n", EmptyMessage), (None, EmptyMessage), ("x" * 4001, MessageTooLong)])
+def test_bad_text_is_refused_and_nothing_is_stored(anon_conversation, text, error):
+    with pytest.raises(error):
+        services.turn_start(conversation_id=anon_conversation.pk, text=text, client_id=uuid.uuid4())
+    assert Message.objects.count() == 0
+
+
+def test_reply_finish_stores_the_reply_once_and_ends_the_turn(anon_conversation):
+    started = services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4())
+    services.conversation_mark_generating(conversation_id=anon_conversation.pk)
+    outcome = services.ReplyOutcome(text="Hello!", status="complete", token_count=2, ttft_ms=40, total_ms=90)
+    services.reply_finish(reply_id=started.reply.pk, outcome=outcome)
+    started.reply.refresh_from_db()
+    anon_conversation.refresh_from_db()
+    assert (started.reply.text, started.reply.status, started.reply.ttft_ms) == ("Hello!", "complete", 40)
+    assert anon_conversation.state == ConversationState.WAITING_INPUT
+    snapshot = reply_snapshot(anon_conversation, str(started.reply.public_id))
+    assert snapshot["text"] == "Hello!" and snapshot["last_seq"] == 2
+
+
+def test_an_illegal_transition_raises(anon_conversation):
+    with pytest.raises(IllegalTransition):
+        states.transition(anon_conversation, ConversationState.GENERATING)
+
+
+def test_conversations_are_scoped_to_their_owner(anon_conversation, anon_session, alice, alice_conversation):
+    assert conversation_get_for_actor(anon_conversation.public_id, Actor(None, anon_session.session_key))
+    assert conversation_get_for_actor(anon_conversation.public_id, Actor(None, "someone-else")) is None
+    assert conversation_get_for_actor(anon_conversation.public_id, Actor(None, "")) is None
+    assert conversation_get_for_actor(alice_conversation.public_id, Actor(alice.pk, "")) is not None
+    assert conversation_get_for_actor(alice_conversation.public_id, Actor(None, anon_session.session_key)) is None
+    assert conversation_get_for_actor("not-a-uuid", Actor(alice.pk, "")) is None
