@@ -73,3 +73,14 @@ ORIGIN = (b"origin", b"http://localhost")
 
 def redis_required() -> bool:
     return bool(settings.REDIS_URL)
+
+
+@pytest.fixture
+async def hub_cleanup():  # type: ignore[no-untyped-def]
+    """Let turns finish, then close this test loop's stream hub (and its Redis connections)."""
+    yield
+    from conversations.streams import close_hub
+    from conversations.turns import wait_for_running_turns
+
+    await wait_for_running_turns()
+    await close_hub()

@@ -14,7 +14,7 @@ from conversations.tests.wsclient import communicator_for, receive_until, tokens
 from conversations.turns import wait_for_running_turns
 from testkit.scripted_llm import Script
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_cleanup")]
 
 
 async def _connect(conversation: Conversation, session_key: str):  # type: ignore[no-untyped-def]

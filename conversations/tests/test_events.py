@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from conversations.events import conversation_group
 from conversations.tests.wsclient import communicator_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_cleanup")]
 
 
 async def test_a_broadcast_reaches_every_socket_on_the_conversation(anon_conversation, anon_session, settings):
