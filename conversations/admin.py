@@ -9,7 +9,16 @@ from conversations.models import Conversation, FallbackReply, Message
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ("sequence", "role", "text", "status", "error_code", "ttft_ms", "total_ms", "token_count")
+    fields = (
+        "sequence",
+        "role",
+        "text",
+        "status",
+        "error_code",
+        "ttft_ms",
+        "total_ms",
+        "token_count",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -88,9 +88,7 @@ def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Turn
 @transaction.atomic
 def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-    existing = (
-        conversation.messages.filter(client_id=client_id).select_related("reply").first()
-    )
+    existing = conversation.messages.filter(client_id=client_id).select_related("reply").first()
     if existing is not None:
         return TurnStarted(user_message=existing, reply=existing.reply, created=False)
 
@@ -100,14 +98,18 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
     if running is not None:
         if not is_stale(running):
             raise TurnInProgress(
-                "The previous reply is still being written", extra={"reply_id": str(running.public_id)}
+                "The previous reply is still being written",
+                extra={"reply_id": str(running.public_id)},
             )
         running.status = MessageStatus.INTERRUPTED
         running.error_code = "turn_stale"
         running.save(update_fields=["status", "error_code", "updated_at"])
         logger.warning(
             "stale turn recovered",
-            extra={"conversation_id": str(conversation.public_id), "message_id": str(running.public_id)},
+            extra={
+                "conversation_id": str(conversation.public_id),
+                "message_id": str(running.public_id),
+            },
         )
         conversation.state = ConversationState.ERROR
 
@@ -146,7 +148,9 @@ def _prompt_for(conversation: Conversation, *, upto: int) -> list[ChatMessage]:
     )
     prompt: list[ChatMessage] = [{"role": "system", "content": settings.LLM_SYSTEM_PROMPT}]
     for role, text in reversed(recent):
-        prompt.append({"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text})
+        prompt.append(
+            {"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text}
+        )
     return prompt
 
 

@@ -366,9 +366,7 @@ def trim_delta(frame: Frame, after_seq: int) -> Frame | None:
 
 
 # One hub per event loop: tests run each on a fresh loop, servers have exactly one.
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = (
-    weakref.WeakKeyDictionary()
-)
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamHub] = weakref.WeakKeyDictionary()
 _hub_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[StreamHub]] = (
     weakref.WeakKeyDictionary()
 )
@@ -425,9 +423,9 @@ class Outbox:
     def __init__(self, send: Callable[[str], Awaitable[None]], fetch: Fetch) -> None:
         self._send = send
         self._fetch = fetch
-        self._queue: asyncio.Queue[tuple[Frame, str | None] | tuple[None, tuple[str, int | None]]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[
+            tuple[Frame, str | None] | tuple[None, tuple[str, int | None]]
+        ] = asyncio.Queue()
         self._sent: dict[str, int] = {}
         self._finished: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -445,7 +443,7 @@ class Outbox:
         self._queue.put_nowait((frame, data))
 
     def resume(self, message_id: str, after_seq: int | None) -> None:
-        """The client has the reply up to after_seq (None: what this socket sent): queue the rest."""
+        """The client has the reply up to after_seq (None: as sent here); queue the rest."""
         self._queue.put_nowait((None, (message_id, after_seq)))
 
     async def _run(self) -> None:

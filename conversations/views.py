@@ -12,7 +12,9 @@ from conversations import selectors, services
 def _actor(request: HttpRequest) -> selectors.Actor:
     """The request's owner identity; anonymous visitors get a session on first sight."""
     if request.user.is_authenticated:
-        return selectors.Actor(user_id=request.user.pk, session_key=request.session.session_key or "")
+        return selectors.Actor(
+            user_id=request.user.pk, session_key=request.session.session_key or ""
+        )
     if not request.session.session_key:
         request.session.save()
     return selectors.Actor(user_id=None, session_key=request.session.session_key or "")

@@ -53,7 +53,9 @@ class LlmConfig:
 
 # One client per event loop and endpoint: the HTTP connection pool belongs to the loop it was
 # created on, and reusing it keeps connections warm across turns.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]]
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]
+]
 _clients = weakref.WeakKeyDictionary()
 
 

@@ -111,7 +111,11 @@ class ScriptedLlm:
                 if "content-length" in headers:
                     body = await reader.readexactly(int(headers["content-length"]))
                 if method == "GET" and path.rstrip("/").endswith("/models"):
-                    await self._json(writer, 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                    await self._json(
+                        writer,
+                        200,
+                        {"object": "list", "data": [{"id": "scripted", "object": "model"}]},
+                    )
                 elif method == "POST" and path.rstrip("/").endswith("/chat/completions"):
                     request = json.loads(body or b"{}")
                     self.requests.append(request)
@@ -204,7 +208,9 @@ def main() -> None:
     parser.add_argument("--token-delay", type=float, default=0.0)
     args = parser.parse_args()
     server = ScriptedLlm(args.host, args.port)
-    server.script = Script(tokens=[f"t{i} " for i in range(args.tokens)], token_delay=args.token_delay)
+    server.script = Script(
+        tokens=[f"t{i} " for i in range(args.tokens)], token_delay=args.token_delay
+    )
 
     async def run() -> None:
         await server.serve()

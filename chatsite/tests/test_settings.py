@@ -18,7 +18,11 @@ PROD = {
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -61,7 +65,11 @@ def test_nothing_set_gives_the_embedded_default():
         "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'],"
         " s.CACHES['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER)"
     )
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))
+    }
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -90,7 +98,9 @@ def test_urls_switch_on_postgres_and_redis():
         "DATABASE_URL": "postgres://u:p@db.example:5432/chat",
         "REDIS_URL": "redis://cache.example:6379/0",
     }
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
         "channels_redis.core.RedisChannelLayer",

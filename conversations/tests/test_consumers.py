@@ -27,7 +27,9 @@ async def _connect(conversation: Conversation, session_key: str):  # type: ignor
     return communicator
 
 
-async def test_a_message_streams_its_reply_token_by_token(anon_conversation, anon_session, scripted_llm):
+async def test_a_message_streams_its_reply_token_by_token(
+    anon_conversation, anon_session, scripted_llm
+):
     # given
     scripted_llm.script = Script.words("Hello there, how can I help you today?", token_delay=0.03)
     ws = await _connect(anon_conversation, anon_session.session_key)
@@ -66,7 +68,9 @@ async def test_a_message_streams_its_reply_token_by_token(anon_conversation, ano
     assert sent["max_tokens"] > 0
 
 
-async def test_a_duplicate_client_id_attaches_to_the_running_turn(anon_conversation, anon_session, scripted_llm):
+async def test_a_duplicate_client_id_attaches_to_the_running_turn(
+    anon_conversation, anon_session, scripted_llm
+):
     # given a reply in progress
     scripted_llm.script = Script.words("one two three four five six seven eight", token_delay=0.05)
     ws = await _connect(anon_conversation, anon_session.session_key)
@@ -86,11 +90,16 @@ async def test_a_duplicate_client_id_attaches_to_the_running_turn(anon_conversat
     pairs = tokens_of(frames, acks[0]["reply_id"])
     assert [seq for seq, _ in pairs] == list(range(1, 9))
     assert len(scripted_llm.requests) == 1
-    assert await database_sync_to_async(Message.objects.filter(conversation=anon_conversation).count)() == 2
+    assert (
+        await database_sync_to_async(Message.objects.filter(conversation=anon_conversation).count)()
+        == 2
+    )
     await ws.disconnect()
 
 
-async def test_a_duplicate_after_the_reply_ended_gets_the_reply_again(anon_conversation, anon_session, scripted_llm):
+async def test_a_duplicate_after_the_reply_ended_gets_the_reply_again(
+    anon_conversation, anon_session, scripted_llm
+):
     # given a finished turn
     scripted_llm.script = Script.words("done already")
     ws = await _connect(anon_conversation, anon_session.session_key)
@@ -112,7 +121,9 @@ async def test_a_duplicate_after_the_reply_ended_gets_the_reply_again(anon_conve
     await ws.disconnect()
 
 
-async def test_resume_mid_stream_sends_exactly_what_was_missed(anon_conversation, anon_session, scripted_llm):
+async def test_resume_mid_stream_sends_exactly_what_was_missed(
+    anon_conversation, anon_session, scripted_llm
+):
     # given a reply streaming to a socket that drops after a few tokens
     words = " ".join(f"w{i}" for i in range(30))
     scripted_llm.script = Script.words(words, token_delay=0.03)
@@ -137,7 +148,9 @@ async def test_resume_mid_stream_sends_exactly_what_was_missed(anon_conversation
     await ws.disconnect()
 
 
-async def test_resume_after_the_log_expired_gets_a_snapshot(anon_conversation, anon_session, scripted_llm):
+async def test_resume_after_the_log_expired_gets_a_snapshot(
+    anon_conversation, anon_session, scripted_llm
+):
     # given a finished reply whose token log is gone
     scripted_llm.script = Script.words("stored reply")
     ws = await _connect(anon_conversation, anon_session.session_key)
@@ -173,7 +186,9 @@ async def test_a_second_socket_sees_the_same_stream(anon_conversation, anon_sess
     tab2 = await _connect(anon_conversation, anon_session.session_key)
 
     # when tab 1 sends
-    await tab1.send_json_to({"type": "message.send", "text": "hello", "client_id": str(uuid.uuid4())})
+    await tab1.send_json_to(
+        {"type": "message.send", "text": "hello", "client_id": str(uuid.uuid4())}
+    )
     frames1 = await receive_until(tab1, "message.done")
     frames2 = await receive_until(tab2, "message.done")
 
@@ -187,7 +202,9 @@ async def test_a_second_socket_sees_the_same_stream(anon_conversation, anon_sess
     await tab2.disconnect()
 
 
-async def test_generation_survives_the_socket_closing(anon_conversation, anon_session, scripted_llm):
+async def test_generation_survives_the_socket_closing(
+    anon_conversation, anon_session, scripted_llm
+):
     # given
     scripted_llm.script = Script.words("nobody is watching but it is stored", token_delay=0.02)
     ws = await _connect(anon_conversation, anon_session.session_key)
@@ -199,14 +216,16 @@ async def test_generation_survives_the_socket_closing(anon_conversation, anon_se
     await wait_for_running_turns()
 
     # then the reply was generated and stored all the same
-    reply = await database_sync_to_async(
-        Message.objects.get
-    )(conversation=anon_conversation, role="assistant")
+    reply = await database_sync_to_async(Message.objects.get)(
+        conversation=anon_conversation, role="assistant"
+    )
     assert reply.status == MessageStatus.COMPLETE
     assert reply.text == "nobody is watching but it is stored"
 
 
-async def test_a_second_message_during_a_reply_is_refused(anon_conversation, anon_session, scripted_llm):
+async def test_a_second_message_during_a_reply_is_refused(
+    anon_conversation, anon_session, scripted_llm
+):
     # given a reply in progress
     scripted_llm.script = Script.words("a b c d e f g h", token_delay=0.05)
     ws = await _connect(anon_conversation, anon_session.session_key)
@@ -237,13 +256,22 @@ async def test_a_second_message_during_a_reply_is_refused(anon_conversation, ano
         ("[1, 2]", "invalid_frame"),
         ('{"type": "dance"}', "unknown_type"),
         ('{"type": "message.send", "text": "hi"}', "invalid_frame"),
-        ('{"type": "message.send", "text": "   ", "client_id": "%s"}' % uuid.uuid4(), "empty_message"),
-        ('{"type": "message.send", "text": "%s", "client_id": "%s"}' % ("x" * 5000, uuid.uuid4()), "message_too_long"),
+        (
+            '{"type": "message.send", "text": "   ", "client_id": "%s"}' % uuid.uuid4(),
+            "empty_message",
+        ),
+        (
+            '{"type": "message.send", "text": "%s", "client_id": "%s"}'
+            % ("x" * 5000, uuid.uuid4()),
+            "message_too_long",
+        ),
         ('{"type": "resume", "message_id": "%s", "after_seq": -1}' % uuid.uuid4(), "invalid_frame"),
         ('{"type": "resume", "message_id": "%s"}' % uuid.uuid4(), "not_found"),
     ],
 )
-async def test_bad_frames_get_an_error_and_the_socket_stays_usable(anon_conversation, anon_session, raw, code):
+async def test_bad_frames_get_an_error_and_the_socket_stays_usable(
+    anon_conversation, anon_session, raw, code
+):
     # given
     ws = await _connect(anon_conversation, anon_session.session_key)
 
@@ -260,7 +288,9 @@ async def test_bad_frames_get_an_error_and_the_socket_stays_usable(anon_conversa
     await ws.disconnect()
 
 
-async def test_an_oversized_frame_gets_an_error_not_a_crash(anon_conversation, anon_session, settings):
+async def test_an_oversized_frame_gets_an_error_not_a_crash(
+    anon_conversation, anon_session, settings
+):
     # given
     ws = await _connect(anon_conversation, anon_session.session_key)
 
@@ -283,7 +313,9 @@ async def test_a_binary_frame_is_refused(anon_conversation, anon_session):
 
 
 async def test_a_wrong_origin_is_refused(anon_conversation, anon_session):
-    ws = communicator_for(anon_conversation, session_key=anon_session.session_key, origin=b"http://evil.example")
+    ws = communicator_for(
+        anon_conversation, session_key=anon_session.session_key, origin=b"http://evil.example"
+    )
     connected, _ = await ws.connect()
     assert not connected
 
@@ -360,7 +392,10 @@ async def test_a_failing_model_gives_the_fallback_reply_in_time(
     assert done["is_fallback"] is True and done["error_code"] == code
     assert done["total_ms"] < 1000
     reply_id = done["message_id"]
-    assert "".join(t for _, t in tokens_of(frames, reply_id)) == "Something went wrong, please try again"
+    assert (
+        "".join(t for _, t in tokens_of(frames, reply_id))
+        == "Something went wrong, please try again"
+    )
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=anon_conversation.pk)
     assert conversation.state == ConversationState.ERROR
 
@@ -394,7 +429,9 @@ async def test_the_fallback_follows_the_users_language_and_the_admin_text(
     await ws.disconnect()
 
 
-async def test_a_stream_that_stalls_is_kept_as_interrupted(anon_conversation, anon_session, scripted_llm, settings):
+async def test_a_stream_that_stalls_is_kept_as_interrupted(
+    anon_conversation, anon_session, scripted_llm, settings
+):
     # given a model that stops sending after three tokens
     settings.LLM_TOKEN_TIMEOUT = 0.3
     scripted_llm.script = Script.words("one two three four five", hang_after=3)
@@ -412,16 +449,32 @@ async def test_a_stream_that_stalls_is_kept_as_interrupted(anon_conversation, an
     await ws.disconnect()
 
 
-async def test_a_stale_turn_from_a_dead_process_is_recovered(anon_conversation, anon_session, scripted_llm, settings):
+async def test_a_stale_turn_from_a_dead_process_is_recovered(
+    anon_conversation, anon_session, scripted_llm, settings
+):
     # given a reply left "streaming" by a process that died long ago
     from django.utils import timezone
 
     settings.CHAT_STALE_TURN_SECONDS = 60
 
     def leave_a_stuck_turn() -> None:
-        user = Message.objects.create(conversation=anon_conversation, sequence=1, role="user", text="lost", client_id=uuid.uuid4())
-        stuck = Message.objects.create(conversation=anon_conversation, sequence=2, role="assistant", status="streaming", reply_to=user)
-        Message.objects.filter(pk=stuck.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
+        user = Message.objects.create(
+            conversation=anon_conversation,
+            sequence=1,
+            role="user",
+            text="lost",
+            client_id=uuid.uuid4(),
+        )
+        stuck = Message.objects.create(
+            conversation=anon_conversation,
+            sequence=2,
+            role="assistant",
+            status="streaming",
+            reply_to=user,
+        )
+        Message.objects.filter(pk=stuck.pk).update(
+            updated_at=timezone.now() - timezone.timedelta(minutes=5)
+        )
         Conversation.objects.filter(pk=anon_conversation.pk).update(state="generating")
 
     await database_sync_to_async(leave_a_stuck_turn)()
@@ -432,7 +485,9 @@ async def test_a_stale_turn_from_a_dead_process_is_recovered(anon_conversation, 
 
     # then the new turn runs, and the stuck one is marked interrupted
     assert frames[-1]["status"] == "complete"
-    stuck = await database_sync_to_async(Message.objects.get)(conversation=anon_conversation, sequence=2)
+    stuck = await database_sync_to_async(Message.objects.get)(
+        conversation=anon_conversation, sequence=2
+    )
     assert stuck.status == MessageStatus.INTERRUPTED and stuck.error_code == "turn_stale"
     await ws.disconnect()
 

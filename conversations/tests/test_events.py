@@ -13,7 +13,9 @@ from conversations.tests.wsclient import communicator_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("hub_cleanup")]
 
 
-async def test_a_broadcast_reaches_every_socket_on_the_conversation(anon_conversation, anon_session, settings):
+async def test_a_broadcast_reaches_every_socket_on_the_conversation(
+    anon_conversation, anon_session, settings
+):
     # given a socket on the conversation
     ws = communicator_for(anon_conversation, session_key=anon_session.session_key)
     assert (await ws.connect())[0]

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 def test_turn_start_stores_the_message_and_an_empty_streaming_reply(anon_conversation):
     # when
-    started = services.turn_start(conversation_id=anon_conversation.pk, text="  hello  ", client_id=uuid.uuid4())
+    started = services.turn_start(
+        conversation_id=anon_conversation.pk, text="  hello  ", client_id=uuid.uuid4()
+    )
 
     # then
     assert started.created
@@ -31,14 +33,20 @@ def test_turn_start_stores_the_message_and_an_empty_streaming_reply(anon_convers
 
 def test_turn_start_is_idempotent_per_client_id(anon_conversation):
     client_id = uuid.uuid4()
-    first = services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=client_id)
-    again = services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=client_id)
+    first = services.turn_start(
+        conversation_id=anon_conversation.pk, text="hi", client_id=client_id
+    )
+    again = services.turn_start(
+        conversation_id=anon_conversation.pk, text="hi", client_id=client_id
+    )
     assert not again.created
     assert again.user_message.pk == first.user_message.pk and again.reply.pk == first.reply.pk
     assert Message.objects.count() == 2
 
 
-def test_the_same_client_id_in_another_conversation_is_another_message(anon_conversation, anon_session):
+def test_the_same_client_id_in_another_conversation_is_another_message(
+    anon_conversation, anon_session
+):
     other = Conversation.objects.create(session_key=anon_session.session_key)
     client_id = uuid.uuid4()
     services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=client_id)
@@ -48,10 +56,20 @@ def test_the_same_client_id_in_another_conversation_is_another_message(anon_conv
 def test_a_second_turn_waits_for_the_first(anon_conversation):
     services.turn_start(conversation_id=anon_conversation.pk, text="one", client_id=uuid.uuid4())
     with pytest.raises(TurnInProgress):
-        services.turn_start(conversation_id=anon_conversation.pk, text="two", client_id=uuid.uuid4())
+        services.turn_start(
+            conversation_id=anon_conversation.pk, text="two", client_id=uuid.uuid4()
+        )
 
 
-@pytest.mark.parametrize(("text", "error"), [("", EmptyMessage), ("   \n", EmptyMessage), (None, EmptyMessage), ("x" * 4001, MessageTooLong)])
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", EmptyMessage),
+        ("   \n", EmptyMessage),
+        (None, EmptyMessage),
+        ("x" * 4001, MessageTooLong),
+    ],
+)
 def test_bad_text_is_refused_and_nothing_is_stored(anon_conversation, text, error):
     with pytest.raises(error):
         services.turn_start(conversation_id=anon_conversation.pk, text=text, client_id=uuid.uuid4())
@@ -59,13 +77,21 @@ def test_bad_text_is_refused_and_nothing_is_stored(anon_conversation, text, erro
 
 
 def test_reply_finish_stores_the_reply_once_and_ends_the_turn(anon_conversation):
-    started = services.turn_start(conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4())
+    started = services.turn_start(
+        conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4()
+    )
     services.conversation_mark_generating(conversation_id=anon_conversation.pk)
-    outcome = services.ReplyOutcome(text="Hello!", status="complete", token_count=2, ttft_ms=40, total_ms=90)
+    outcome = services.ReplyOutcome(
+        text="Hello!", status="complete", token_count=2, ttft_ms=40, total_ms=90
+    )
     services.reply_finish(reply_id=started.reply.pk, outcome=outcome)
     started.reply.refresh_from_db()
     anon_conversation.refresh_from_db()
-    assert (started.reply.text, started.reply.status, started.reply.ttft_ms) == ("Hello!", "complete", 40)
+    assert (started.reply.text, started.reply.status, started.reply.ttft_ms) == (
+        "Hello!",
+        "complete",
+        40,
+    )
     assert anon_conversation.state == ConversationState.WAITING_INPUT
     snapshot = reply_snapshot(anon_conversation, str(started.reply.public_id))
     assert snapshot["text"] == "Hello!" and snapshot["last_seq"] == 2
@@ -76,10 +102,21 @@ def test_an_illegal_transition_raises(anon_conversation):
         states.transition(anon_conversation, ConversationState.GENERATING)
 
 
-def test_conversations_are_scoped_to_their_owner(anon_conversation, anon_session, alice, alice_conversation):
-    assert conversation_get_for_actor(anon_conversation.public_id, Actor(None, anon_session.session_key))
-    assert conversation_get_for_actor(anon_conversation.public_id, Actor(None, "someone-else")) is None
+def test_conversations_are_scoped_to_their_owner(
+    anon_conversation, anon_session, alice, alice_conversation
+):
+    assert conversation_get_for_actor(
+        anon_conversation.public_id, Actor(None, anon_session.session_key)
+    )
+    assert (
+        conversation_get_for_actor(anon_conversation.public_id, Actor(None, "someone-else")) is None
+    )
     assert conversation_get_for_actor(anon_conversation.public_id, Actor(None, "")) is None
     assert conversation_get_for_actor(alice_conversation.public_id, Actor(alice.pk, "")) is not None
-    assert conversation_get_for_actor(alice_conversation.public_id, Actor(None, anon_session.session_key)) is None
+    assert (
+        conversation_get_for_actor(
+            alice_conversation.public_id, Actor(None, anon_session.session_key)
+        )
+        is None
+    )
     assert conversation_get_for_actor("not-a-uuid", Actor(alice.pk, "")) is None

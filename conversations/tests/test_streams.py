@@ -31,7 +31,11 @@ def delta(seq: int, *tokens: str, message_id: str = "m1") -> dict:
         (delta(1, "a", "b"), 1, delta(2, "b")),
         (delta(1, "a", "b"), 2, None),
         (delta(3, "c"), 1, delta(3, "c")),
-        ({"type": "message.done", "message_id": "m1"}, 5, {"type": "message.done", "message_id": "m1"}),
+        (
+            {"type": "message.done", "message_id": "m1"},
+            5,
+            {"type": "message.done", "message_id": "m1"},
+        ),
     ],
 )
 def test_trim_delta_drops_what_the_socket_has(frame, after, expected):

@@ -21,7 +21,9 @@ def test_new_conversation_belongs_to_the_session_and_opens(client):
     response = client.post(reverse("conversations:new"))
     conversation = Conversation.objects.get()
     assert conversation.session_key == client.session.session_key
-    assert response["Location"] == reverse("conversations:chat", kwargs={"conversation_id": conversation.public_id})
+    assert response["Location"] == reverse(
+        "conversations:chat", kwargs={"conversation_id": conversation.public_id}
+    )
     assert client.get(response["Location"]).status_code == 200
     # and the home page now opens it
     assert client.get("/")["Location"] == response["Location"]
@@ -32,12 +34,16 @@ def test_the_page_shows_the_history(client):
     client.post(reverse("conversations:new"))
     conversation = Conversation.objects.get()
     Message.objects.create(conversation=conversation, sequence=1, role="user", text="<b>hi</b>")
-    response = client.get(reverse("conversations:chat", kwargs={"conversation_id": conversation.public_id}))
+    response = client.get(
+        reverse("conversations:chat", kwargs={"conversation_id": conversation.public_id})
+    )
     assert "&lt;b&gt;hi&lt;/b&gt;" in response.content.decode()
 
 
 def test_another_sessions_conversation_is_a_404(client, anon_conversation):
-    response = client.get(reverse("conversations:chat", kwargs={"conversation_id": anon_conversation.public_id}))
+    response = client.get(
+        reverse("conversations:chat", kwargs={"conversation_id": anon_conversation.public_id})
+    )
     assert response.status_code == 404
 
 

@@ -46,9 +46,13 @@ async def test_a_gap_between_tokens_is_a_timeout(scripted_llm, settings):
     settings.LLM_TOKEN_TIMEOUT = 0.2
     scripted_llm.script = Script(tokens=["a", "b", "c"], hang_after=2)
     pieces: list[str] = []
-    with pytest.raises(LlmTimeout):
+
+    async def consume() -> None:
         async for piece in stream_chat(PROMPT):
             pieces.append(piece)
+
+    with pytest.raises(LlmTimeout):
+        await consume()
     assert pieces == ["a", "b"]
 
 
