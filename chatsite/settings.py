@@ -138,6 +138,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE = {
+    "recover-stale-replies": {"task": "conversations.recover_stale_replies", "schedule": 60.0},
+}
 
 # --- Sessions, auth, security -----------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

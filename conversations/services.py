@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -152,6 +153,39 @@ def _prompt_for(conversation: Conversation, *, upto: int) -> list[ChatMessage]:
             {"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text}
         )
     return prompt
+
+
+def replies_recover_stale() -> int:
+    """Mark replies left streaming by a dead server process as interrupted; end their turns.
+
+    Returns how many were recovered. Safe to run any number of times, from any process.
+    """
+    limit = timezone.now() - timedelta(seconds=settings.CHAT_STALE_TURN_SECONDS)
+    recovered = 0
+    stale_ids = list(
+        Message.objects.filter(
+            role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING, updated_at__lt=limit
+        ).values_list("pk", flat=True)[:500]
+    )
+    for reply_id in stale_ids:
+        with transaction.atomic():
+            reply = (
+                Message.objects.select_for_update()
+                .filter(pk=reply_id, status=MessageStatus.STREAMING, updated_at__lt=limit)
+                .first()
+            )
+            if reply is None:
+                continue  # finished or recovered meanwhile
+            reply.status = MessageStatus.INTERRUPTED
+            reply.error_code = "turn_stale"
+            reply.save(update_fields=["status", "error_code", "updated_at"])
+            Conversation.objects.filter(pk=reply.conversation_id).update(
+                state=ConversationState.ERROR
+            )
+            recovered += 1
+    if recovered:
+        logger.warning("stale turns recovered", extra={"count": recovered})
+    return recovered
 
 
 def conversation_mark_generating(*, conversation_id: int) -> None:

@@ -1,0 +1,13 @@
+"""Celery tasks of the chat domain: thin wrappers around services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from conversations import services
+
+
+@shared_task(name="conversations.recover_stale_replies", ignore_result=True)
+def recover_stale_replies_task() -> int:
+    """Periodic: end turns whose server process died mid-reply (idempotent)."""
+    return services.replies_recover_stale()
