@@ -1,0 +1,193 @@
+"""The chat page in a real browser against a real daphne server (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from conversations.models import Message, MessageRole, MessageStatus
+from testkit.scripted_llm import Script
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHAT_URL = re.compile(r"/c/(?P<id>[0-9a-f-]{36})/$")
+
+
+def _start_conversation(page, server) -> str:  # type: ignore[no-untyped-def]
+    """Open the site as a new visitor and press "New conversation"; returns its public id."""
+    page.goto(f"{server.url}/")
+    menu = page.get_by_role("button", name="Show conversations")
+    if menu.is_visible():  # phone width: the conversation list is a drawer
+        menu.click()
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_url(CHAT_URL)
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "online")
+    match = CHAT_URL.search(page.url)
+    assert match is not None
+    return match["id"]
+
+
+def test_a_reply_streams_in_and_survives_a_reload_mid_reply(daphne_server, new_page, scripted_llm):
+    # given a visitor in a new conversation, and a model that takes ~5 s to answer
+    words = [f"word{i}" for i in range(50)]
+    scripted_llm.script = Script.words(" ".join(words), token_delay=0.1)
+    page = new_page()
+    conversation_id = _start_conversation(page, daphne_server)
+
+    # when they send a message
+    page.get_by_label("Message", exact=True).fill("Count to fifty, please")
+    page.get_by_role("button", name="Send").click()
+
+    # then the reply grows token by token
+    reply = page.locator(".msg--assistant").last
+    seen: list[int] = []
+    deadline = time.monotonic() + 10
+    while (not seen or seen[-1] < 12) and time.monotonic() < deadline:
+        count = len(reply.locator(".msg-text").inner_text().split()) if reply.count() else 0
+        if count and (not seen or count > seen[-1]):
+            seen.append(count)
+        time.sleep(0.05)
+    assert len(seen) >= 3, f"the reply did not arrive incrementally: {seen}"
+    assert seen[-1] < len(words)
+    page.get_by_label("Message", exact=True).fill("and then?")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()  # one turn at a time
+
+    # when the page is reloaded in the middle of the reply
+    response = page.reload()
+    assert response is not None
+    assert 'data-status="streaming"' in response.text()
+
+    # then the whole reply shows, exactly once, and the conversation can go on
+    done = page.locator(".msg--assistant[data-status=complete]")
+    expect(done).to_have_count(1, timeout=15_000)
+    assert done.locator(".msg-text").inner_text().split() == words
+    expect(page.locator(".msg--user")).to_have_count(1)
+    expect(page.locator(".msg--user .msg-text")).to_have_text("Count to fifty, please")
+    page.get_by_label("Message", exact=True).fill("thanks")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+    # and it was stored once; a second reload renders it from the database
+    replies = Message.objects.filter(
+        conversation__public_id=conversation_id, role=MessageRole.ASSISTANT
+    )
+    assert [(m.text, m.status) for m in replies] == [(" ".join(words), MessageStatus.COMPLETE)]
+    page.reload()
+    stored = page.locator(".msg--assistant")
+    expect(stored).to_have_count(1)
+    assert stored.locator(".msg-text").inner_text().split() == words
+
+
+def test_the_chat_is_usable_on_a_375px_wide_phone(daphne_server, new_page, scripted_llm):
+    # given a phone-sized window
+    scripted_llm.script = Script.words("Hi! How can I help?")
+    page = new_page(width=375, height=667)
+
+    # when a visitor starts a conversation and sends a message
+    _start_conversation(page, daphne_server)
+    box = page.get_by_label("Message", exact=True)
+    send = page.get_by_role("button", name="Send")
+    box.fill("你好")
+    send.click()
+
+    # then the input and the send button are on screen, the reply shows, nothing overflows
+    expect(page.locator(".msg--assistant[data-status=complete] .msg-text")).to_have_text(
+        "Hi! How can I help?"
+    )
+    for control in (box, send):
+        expect(control).to_be_visible()
+        expect(control).to_be_in_viewport()
+        bounds = control.bounding_box()
+        assert bounds is not None and bounds["x"] >= 0 and bounds["x"] + bounds["width"] <= 375
+    expect(page.locator("#sidebar")).not_to_be_in_viewport()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_the_page_drops_repeated_tokens_asks_for_missing_ones_and_escapes_markup(
+    daphne_server, new_page
+):
+    # given an open conversation whose outgoing frames we record instead of sending
+    page = new_page()
+    _start_conversation(page, daphne_server)
+    page.evaluate(
+        """() => {
+          window.sentFrames = [];
+          window.chatsite.send = (frame) => { window.sentFrames.push(frame); return true; };
+        }"""
+    )
+    reply_id = str(uuid.uuid4())
+
+    def feed(frame: dict[str, object]) -> None:
+        page.evaluate("(frame) => window.chatsite.dispatch(frame, window.chatsite.ws)", frame)
+
+    # when another tab's message starts a reply whose frames overlap, skip ahead, then catch up
+    feed(
+        {
+            "type": "message.start",
+            "message": {
+                "id": str(uuid.uuid4()),
+                "text": "<b>hi</b>",
+                "client_id": str(uuid.uuid4()),
+                "sequence": 1,
+            },
+            "reply_id": reply_id,
+            "reply_sequence": 2,
+        }
+    )
+    feed(
+        {
+            "type": "message.delta",
+            "message_id": reply_id,
+            "seq": 1,
+            "tokens": ["Hello ", "**world**"],
+        }
+    )
+    feed(
+        {
+            "type": "message.delta",
+            "message_id": reply_id,
+            "seq": 2,
+            "tokens": ["**world**", " <img src=x onerror=alert(1)>"],
+        }
+    )
+    feed({"type": "message.delta", "message_id": reply_id, "seq": 5, "tokens": ["too early"]})
+    asked = page.evaluate("window.sentFrames")
+    feed(
+        {
+            "type": "message.delta",
+            "message_id": reply_id,
+            "seq": 4,
+            "tokens": [" [x](javascript:alert(1)) [docs](https://example.com)"],
+        }
+    )
+    feed({"type": "message.delta", "message_id": reply_id, "seq": 5, "tokens": ["!"]})
+    feed(
+        {
+            "type": "message.done",
+            "message_id": reply_id,
+            "last_seq": 5,
+            "status": "complete",
+            "error_code": "",
+            "is_fallback": False,
+        }
+    )
+
+    # then each token shows once, the gap was asked for, and no markup from the text runs
+    assert asked == [{"type": "resume", "message_id": reply_id, "after_seq": 3}]
+    reply = page.locator(f'[data-message-id="{reply_id}"]')
+    expect(reply).to_have_attribute("data-status", "complete")
+    expect(reply.locator(".msg-text")).to_have_text(
+        "Hello world <img src=x onerror=alert(1)> x docs!"
+    )
+    expect(reply.locator("strong")).to_have_text("world")
+    expect(reply.locator("img")).to_have_count(0)
+    expect(reply.locator("a")).to_have_count(1)
+    link = reply.locator("a")
+    expect(link).to_have_attribute("href", "https://example.com")
+    expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
+    user = page.locator(".msg--user .msg-text")
+    expect(user).to_have_text("<b>hi</b>")
+    expect(user.locator("b")).to_have_count(0)
