@@ -191,3 +191,61 @@ def test_the_page_drops_repeated_tokens_asks_for_missing_ones_and_escapes_markup
     user = page.locator(".msg--user .msg-text")
     expect(user).to_have_text("<b>hi</b>")
     expect(user.locator("b")).to_have_count(0)
+
+
+def test_a_dropped_socket_reconnects_and_resumes_the_reply(daphne_server, new_page, scripted_llm):
+    # given a reply streaming in
+    words = [f"w{i}" for i in range(30)]
+    scripted_llm.script = Script.words(" ".join(words), token_delay=0.08)
+    page = new_page()
+    _start_conversation(page, daphne_server)
+    page.get_by_label("Message", exact=True).fill("go")
+    page.keyboard.press("Enter")
+    reply = page.locator(".msg--assistant")
+    expect(reply.locator(".msg-text")).to_contain_text("w3")
+
+    # when the connection drops in the middle of it
+    page.evaluate("window.chatsite.ws.close()")
+
+    # then the page reconnects by itself and the reply ends complete, every token once
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "online")
+    expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)
+    assert reply.locator(".msg-text").inner_text().split() == words
+
+
+def test_a_send_whose_ack_was_lost_is_retried_once_after_reconnecting(
+    daphne_server, new_page, scripted_llm
+):
+    # given a connection that loses every frame about our send, then drops
+    scripted_llm.script = Script.words("stored only once", token_delay=0.05)
+    page = new_page()
+    conversation_id = _start_conversation(page, daphne_server)
+    page.evaluate(
+        """() => {
+          const chat = window.chatsite;
+          const dispatch = chat.dispatch.bind(chat);
+          let lose = true;
+          chat.dispatch = (frame, ws) => {
+            if (lose && frame.type.startsWith("message.")) {
+              if (frame.type === "message.ack") { lose = false; ws.close(); }
+              return;
+            }
+            dispatch(frame, ws);
+          };
+        }"""
+    )
+
+    # when the user sends a message
+    page.get_by_label("Message", exact=True).fill("hello once")
+    page.get_by_role("button", name="Send").click()
+
+    # then the page re-sends it with the same client_id after reconnecting: one message, one
+    # model call, and the reply shows once
+    reply = page.locator(".msg--assistant")
+    expect(reply).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(reply.locator(".msg-text")).to_have_text("stored only once")
+    expect(page.locator(".msg--user")).to_have_count(1)
+    expect(page.locator(".msg--user.is-pending")).to_have_count(0)
+    users = Message.objects.filter(conversation__public_id=conversation_id, role=MessageRole.USER)
+    assert [m.text for m in users] == ["hello once"]
+    assert len(scripted_llm.requests) == 1
