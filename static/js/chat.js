@@ -179,6 +179,8 @@ class ChatPage {
     this.restorePending();
     this.updateComposer();
     this.scrollToBottom();
+    // Ready to type on desktop; on phones focusing would pop the keyboard over the history.
+    if (!window.matchMedia("(pointer: coarse)").matches) this.input.focus({ preventScroll: true });
     if (this.socketPath) {
       this.connect();
       setInterval(() => this.watchdog(), 5000);
@@ -761,11 +763,15 @@ class ChatPage {
       event.preventDefault();
       this.submit();
     });
+    // On touch keyboards there is no Shift+Enter: Enter makes a new line, the button sends.
+    const touch = window.matchMedia("(pointer: coarse)").matches;
+    this.input.enterKeyHint = touch ? "enter" : "send";
     this.input.addEventListener("keydown", (event) => {
       // isComposing: Enter that confirms a Chinese/Japanese IME candidate must not send.
       if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) {
         return;
       }
+      if (touch) return;
       event.preventDefault();
       this.submit();
     });
