@@ -202,6 +202,9 @@ class ChatPage {
         lastSeq: status === "streaming" && !text ? 0 : tokenCount,
       });
       if (text) this.render(reply);
+      const note = node.querySelector(".msg-note");
+      const reason = reasonFor(node.dataset.errorCode);
+      if (note && reason && status === "interrupted") note.textContent += ` ${reason}`;
     }
   }
 
