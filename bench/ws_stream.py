@@ -72,6 +72,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_command(names: tuple[str, ...] = ("postgres", "redis-server")) -> dict[str, float]:
+    """CPU seconds of every process with one of these command names (shared servers: this
+    includes whatever else uses them), and of the whole machine ("machine", all cores)."""
+    totals = dict.fromkeys(names, 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        command = head.partition("(")[2]
+        if command in totals:
+            fields = rest.split()
+            totals[command] += (int(fields[11]) + int(fields[12])) / tick
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in busy[:8])
+    totals["machine"] = (user + nice + system + irq + softirq + steal) / tick
+    return totals
+
+
 @dataclass
 class Proc:
     name: str
@@ -99,7 +119,7 @@ class Processes:
         return proc
 
     def cpu(self) -> dict[str, float]:
-        return {p.name: cpu_seconds(p.process.pid) for p in self.procs}
+        return {p.name: cpu_seconds(p.process.pid) for p in self.procs} | cpu_by_command()
 
     async def stop(self) -> None:
         for proc in self.procs:
@@ -235,6 +255,7 @@ class SocketLog:
     wrong_text: int = 0
     done: dict[str, Any] | None = None
     done_at: float | None = None
+    ack_at: float | None = None  # the product's message.ack: the turn is stored
     error: str | None = None
 
 
@@ -291,6 +312,8 @@ async def read_reply(ws: ClientConnection, log: SocketLog, tokens: int) -> None:
                 log.arrivals[s] = now
                 if token != f"t{s - 1} ":
                     log.wrong_text += 1
+        elif kind == "message.ack":
+            log.ack_at = now
         elif kind == "message.done":
             log.done, log.done_at = frame, now
             if frame.get("status") != "complete" or frame.get("is_fallback"):
@@ -515,6 +538,12 @@ def summarise(clients: list[Client], *, tokens: int, second: bool) -> dict[str, 
             "p50": ms(pct(ttfts, 50)),
             "p99": ms(pct(ttfts, 99)),
             "max": ms(max(ttfts) if ttfts else None),
+        },
+        "ack_ms": {
+            p: ms(
+                pct([c.log1.ack_at - c.sent_at for c in clients if c.log1.ack_at and c.sent_at], q)
+            )
+            for p, q in (("p50", 50), ("p99", 99))
         },
         "reply_ms_p50": ms(
             pct([c.log1.done_at - c.sent_at for c in clients if c.log1.done_at and c.sent_at], 50)
