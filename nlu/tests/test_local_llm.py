@@ -57,7 +57,9 @@ def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     log = tmp_path_factory.mktemp("llm") / "server.log"
-    argv = server_argv(model_path=part_paths(SMOLLM2)[0], host="127.0.0.1", port=port, threads=2)
+    argv = server_argv(
+        model_path=part_paths(SMOLLM2)[0], host="127.0.0.1", port=port, threads=1, batch_threads=2
+    )
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, env=server_environment()

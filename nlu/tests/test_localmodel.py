@@ -26,7 +26,7 @@ from nlu.localmodel import (
     prepare_model,
     prepare_packaged_model,
 )
-from nlu.management.commands.serve_llm import server_argv, server_environment
+from nlu.management.commands.serve_llm import default_threads, server_argv, server_environment
 
 PART_BYTES = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5]
 
@@ -220,13 +220,21 @@ def test_prepare_llm_turns_errors_into_a_command_error(settings, var_dir, tmp_pa
 
 def test_serve_llm_uses_the_gguf_template_and_queues_requests(tmp_path):
     # when
-    argv = server_argv(model_path=tmp_path / "m.gguf", host="127.0.0.1", port=8123, threads=2)
+    argv = server_argv(
+        model_path=tmp_path / "m.gguf", host="127.0.0.1", port=8123, threads=1, batch_threads=2
+    )
     # then
     command = shlex.join(argv)
     assert "-m llama_cpp.server" in command
-    assert "--port 8123" in command and "--n_threads 2" in command
+    assert "--port 8123" in command
+    assert "--n_threads 1" in command and "--n_threads_batch 2" in command
     assert "--interrupt_requests false" in command
     assert "--chat_format" not in command
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, (1, 1)), (2, (1, 2)), (8, (7, 8))])
+def test_generation_leaves_one_core_free(cores, expected):
+    assert default_threads(cores) == expected
 
 
 def test_the_model_server_does_not_inherit_the_web_servers_port(monkeypatch):

@@ -29,7 +29,20 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def server_argv(*, model_path: Path, host: str, port: int, threads: int) -> list[str]:
+def default_threads(cores: int) -> tuple[int, int]:
+    """(generation, prompt) threads: leave one core to the web server while generating.
+
+    Measured on 2 cores (docs/local-model.md): one generation thread gives the same ~25 tok/s as
+    two when the machine is idle, and keeps it when anything else runs, whereas two threads then
+    collapse to 4-10 tok/s (llama.cpp's threads spin at every barrier). Prompt processing, in
+    short bursts, does gain from every core.
+    """
+    return max(1, cores - 1), cores
+
+
+def server_argv(
+    *, model_path: Path, host: str, port: int, threads: int, batch_threads: int
+) -> list[str]:
     """The llama_cpp.server command line for one model."""
     return [
         sys.executable,
@@ -45,11 +58,10 @@ def server_argv(*, model_path: Path, host: str, port: int, threads: int) -> list
         str(port),
         "--n_ctx",
         str(CONTEXT_TOKENS),
-        # llama_cpp.server defaults generation to half the cores; on 2 cores that halves tokens/s.
         "--n_threads",
         str(threads),
         "--n_threads_batch",
-        str(threads),
+        str(batch_threads),
         # The default (true) ends the reply being streamed whenever another request arrives, so one
         # user's message would silently truncate another user's answer. Queue them instead.
         "--interrupt_requests",
@@ -86,7 +98,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
         parser.add_argument("--port", type=int, default=None, help="default: LLM_LOCAL_PORT")
-        parser.add_argument("--threads", type=int, default=None, help="default: all cores")
+        parser.add_argument(
+            "--threads", type=int, default=None, help="generation threads (default: cores - 1)"
+        )
+        parser.add_argument(
+            "--batch-threads", type=int, default=None, help="prompt threads (default: all cores)"
+        )
         parser.add_argument(
             "--print-command", action="store_true", help="print the server command, do not run it"
         )
@@ -98,16 +115,19 @@ class Command(BaseCommand):
         host: str,
         port: int | None,
         threads: int | None,
+        batch_threads: int | None,
         print_command: bool,
         **options: Any,
     ) -> None:
         """Prepare the model and replace this process with the model server."""
         path = prepare_for_command(self, model)
+        default_generation, default_batch = default_threads(available_cores())
         argv = server_argv(
             model_path=path,
             host=host,
             port=port or settings.LLM_LOCAL_PORT,
-            threads=threads or available_cores(),
+            threads=threads or default_generation,
+            batch_threads=batch_threads or default_batch,
         )
         if print_command:
             self.stdout.write(shlex.join(argv))
