@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -114,15 +115,14 @@ async def _run_reply(
     is_fallback = False
     status = MessageStatus.COMPLETE
     generating: asyncio.Task[None] | None = None
+    ended = threading.Event()
     try:
         async for piece in stream_chat(prompt):
             if ttft_ms is None:
                 ttft_ms = _ms_since(received)
                 # Recorded off the token path; awaited before the reply is stored.
                 generating = asyncio.create_task(
-                    database_sync_to_async(services.conversation_mark_generating)(
-                        conversation_id=conversation_pk
-                    )
+                    database_sync_to_async(_mark_generating_unless_ended)(conversation_pk, ended)
                 )
             stream.push(piece)
     except (LlmUnavailable, ApplicationError) as exc:
@@ -150,6 +150,7 @@ async def _run_reply(
         error_code=error_code,
         is_fallback=is_fallback,
     )
+    ended.set()
     try:
         if generating is not None:
             await asyncio.gather(generating, return_exceptions=True)
@@ -183,6 +184,18 @@ async def _run_reply(
             "tokens": outcome.token_count,
         },
     )
+
+
+def _mark_generating_unless_ended(conversation_pk: int, ended: threading.Event) -> None:
+    """Record the first token, unless the reply ended before this hop got its turn.
+
+    Under load the database hops queue up behind other turns' starts (bench/ws_stream.py: by
+    seconds at 200 simultaneous sends), and by then a fast reply is often over: its finish moves
+    the conversation from calling_ai straight to waiting_input (a legal move), and the four
+    queries of a state nobody will see are skipped.
+    """
+    if not ended.is_set():
+        services.conversation_mark_generating(conversation_id=conversation_pk)
 
 
 def _ms_since(start: float) -> int:
