@@ -232,6 +232,18 @@ def test_serve_llm_uses_the_gguf_template_and_queues_requests(tmp_path):
     assert "--chat_format" not in command
 
 
+def test_serve_llm_passes_a_chat_format_only_when_asked(tmp_path):
+    argv = server_argv(
+        model_path=tmp_path / "m.gguf",
+        host="127.0.0.1",
+        port=8123,
+        threads=1,
+        batch_threads=2,
+        chat_format="chatml",
+    )
+    assert argv[-2:] == ["--chat_format", "chatml"]
+
+
 @pytest.mark.parametrize(("cores", "expected"), [(1, (1, 1)), (2, (1, 2)), (8, (7, 8))])
 def test_generation_leaves_one_core_free(cores, expected):
     assert default_threads(cores) == expected

@@ -41,9 +41,19 @@ def default_threads(cores: int) -> tuple[int, int]:
 
 
 def server_argv(
-    *, model_path: Path, host: str, port: int, threads: int, batch_threads: int
+    *,
+    model_path: Path,
+    host: str,
+    port: int,
+    threads: int,
+    batch_threads: int,
+    chat_format: str | None = None,
 ) -> list[str]:
     """The llama_cpp.server command line for one model."""
+    # Without --chat_format the server uses the chat template stored in the GGUF (ChatML with
+    # Qwen's default system prompt for Qwen2.5, ChatML for SmolLM2), which is exactly right. Only a
+    # GGUF without a template needs one; the server would otherwise fall back to llama-2's format.
+    extra = ["--chat_format", chat_format] if chat_format else []
     return [
         sys.executable,
         "-m",
@@ -66,8 +76,7 @@ def server_argv(
         # user's message would silently truncate another user's answer. Queue them instead.
         "--interrupt_requests",
         "false",
-        # No --chat_format: the server then uses the chat template stored in the GGUF (ChatML with
-        # Qwen's default system prompt for Qwen2.5, ChatML for SmolLM2), which is exactly right.
+        *extra,
     ]
 
 
@@ -105,6 +114,11 @@ class Command(BaseCommand):
             "--batch-threads", type=int, default=None, help="prompt threads (default: all cores)"
         )
         parser.add_argument(
+            "--chat-format",
+            default=None,
+            help="only for a GGUF without a chat template, e.g. chatml (default: the GGUF's own)",
+        )
+        parser.add_argument(
             "--print-command", action="store_true", help="print the server command, do not run it"
         )
 
@@ -116,6 +130,7 @@ class Command(BaseCommand):
         port: int | None,
         threads: int | None,
         batch_threads: int | None,
+        chat_format: str | None,
         print_command: bool,
         **options: Any,
     ) -> None:
@@ -128,6 +143,7 @@ class Command(BaseCommand):
             port=port or settings.LLM_LOCAL_PORT,
             threads=threads or default_generation,
             batch_threads=batch_threads or default_batch,
+            chat_format=chat_format,
         )
         if print_command:
             self.stdout.write(shlex.join(argv))
