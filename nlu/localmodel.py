@@ -196,8 +196,11 @@ def cached_sha256(path: Path) -> str | None:
 def record_sha256(path: Path, sha256: str) -> None:
     """Remember a verified hash so the next start-up need not re-read the whole file."""
     record = _record_path(path)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({**_file_key(path), "sha256": sha256}, indent=2) + "\n")
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({**_file_key(path), "sha256": sha256}, indent=2) + "\n")
+    except OSError:
+        pass  # only a shortcut: a read-only VAR_DIR means hashing again next time
 
 
 def _mismatch(path: Path, model: PackagedModel, size: int, sha256: str) -> LocalModelCorrupt:
