@@ -139,7 +139,11 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
 
 
 def _prompt_for(conversation: Conversation, *, upto: int) -> list[ChatMessage]:
-    """The system prompt plus the recent history that ends with the new user message."""
+    """The system prompt plus the recent history that ends with the new user message.
+
+    At most LLM_HISTORY_MESSAGES messages and LLM_HISTORY_CHARS characters, newest first: the
+    new message always goes in (cut to the budget if it alone is over it).
+    """
     recent = list(
         conversation.messages.filter(sequence__lte=upto)
         .exclude(role=MessageRole.ASSISTANT, is_fallback=True)
@@ -147,12 +151,18 @@ def _prompt_for(conversation: Conversation, *, upto: int) -> list[ChatMessage]:
         .order_by("-sequence")
         .values_list("role", "text")[: settings.LLM_HISTORY_MESSAGES]
     )
-    prompt: list[ChatMessage] = [{"role": "system", "content": settings.LLM_SYSTEM_PROMPT}]
-    for role, text in reversed(recent):
-        prompt.append(
+    budget = settings.LLM_HISTORY_CHARS
+    kept: list[ChatMessage] = []
+    for role, text in recent:
+        if kept and len(text) > budget:
+            break
+        text = text[-budget:] if not kept else text
+        budget -= len(text)
+        kept.append(
             {"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text}
         )
-    return prompt
+    system: ChatMessage = {"role": "system", "content": settings.LLM_SYSTEM_PROMPT}
+    return [system, *reversed(kept)]
 
 
 def replies_recover_stale() -> int:

@@ -104,7 +104,8 @@ async def stream_chat(
         except TimeoutError as exc:
             raise LlmTimeout("The model sent no first token in time") from exc
         if first is None:
-            return
+            # A stream that ends with no text is a failure, not an empty answer.
+            raise LlmUnavailable("The model ended the stream without any text")
         yield first
         while True:
             try:

@@ -120,3 +120,22 @@ def test_conversations_are_scoped_to_their_owner(
         is None
     )
     assert conversation_get_for_actor("not-a-uuid", Actor(alice.pk, "")) is None
+
+
+def test_the_prompt_keeps_the_newest_history_within_the_character_budget(anon_conversation, settings):
+    # given a long earlier exchange
+    settings.LLM_HISTORY_CHARS = 100
+    Message.objects.create(conversation=anon_conversation, sequence=1, role="user", text="a" * 80)
+    Message.objects.create(conversation=anon_conversation, sequence=2, role="assistant", text="b" * 30)
+
+    # when a new message arrives
+    started = services.turn_start(conversation_id=anon_conversation.pk, text="c" * 60, client_id=uuid.uuid4())
+
+    # then the oldest message that does not fit is left out, the newest are kept in order
+    assert [m["content"] for m in started.prompt[1:]] == ["b" * 30, "c" * 60]
+
+
+def test_an_overlong_single_message_is_cut_to_the_budget(anon_conversation, settings):
+    settings.LLM_HISTORY_CHARS = 50
+    started = services.turn_start(conversation_id=anon_conversation.pk, text="x" * 40 + "y" * 40, client_id=uuid.uuid4())
+    assert started.prompt[-1]["content"] == "x" * 10 + "y" * 40

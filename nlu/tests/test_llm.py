@@ -68,3 +68,9 @@ async def test_ping(scripted_llm, settings):
     settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
     with pytest.raises(LlmUnavailable):
         await llm_ping(timeout=1.0)
+
+
+async def test_a_stream_with_no_text_is_a_failure(scripted_llm):
+    scripted_llm.script = Script(tokens=[])
+    with pytest.raises(LlmUnavailable):
+        await collect()
