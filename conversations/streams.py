@@ -341,6 +341,10 @@ class StreamHub:
                 del self._sinks[conversation_id]
                 await self.backend.unlisten(conversation_id)
 
+    def generating_here(self, message_id: str) -> bool:
+        """Whether this process is (or just was) writing the reply."""
+        return message_id in self._live
+
     async def replay(self, message_id: str, after_seq: int) -> list[Frame] | None:
         """Frames of the reply after after_seq (and its done frame); None if no log is kept."""
         live = self._live.get(message_id)

@@ -508,3 +508,58 @@ async def test_history_is_sent_to_the_model(anon_conversation, anon_session, scr
     assert messages[1]["content"] == "I am Ann"
     assert messages[2]["content"] == "Nice to meet you, Ann"
     await ws.disconnect()
+
+
+async def _orphan_reply(conversation, *, minutes_ago: int, tokens: list[str]):  # type: ignore[no-untyped-def]
+    """A reply whose writer process died after logging some tokens."""
+    from django.utils import timezone
+
+    from conversations.streams import get_hub
+
+    def store() -> Message:
+        user = Message.objects.create(conversation=conversation, sequence=1, role="user", text="q", client_id=uuid.uuid4())
+        reply = Message.objects.create(conversation=conversation, sequence=2, role="assistant", status="streaming", reply_to=user)
+        Message.objects.filter(pk=reply.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=minutes_ago))
+        return reply
+
+    reply = await database_sync_to_async(store)()
+    reply_id = str(reply.public_id)
+    hub = await get_hub()
+    hub.publish(
+        str(conversation.public_id),
+        {"type": "message.delta", "message_id": reply_id, "seq": 1, "tokens": tokens},
+        log_id=reply_id,
+    )
+    await asyncio.sleep(0.2)  # the Redis writer batches
+    return reply_id
+
+
+async def test_resuming_a_reply_whose_writer_died_ends_it(anon_conversation, anon_session):
+    # given a stale reply with three logged tokens and no end
+    reply_id = await _orphan_reply(anon_conversation, minutes_ago=10, tokens=["a", "b", "c"])
+    ws = await _connect(anon_conversation, anon_session.session_key)
+
+    # when the page resumes it
+    await ws.send_json_to({"type": "resume", "message_id": reply_id, "after_seq": 1})
+    frames = await receive_until(ws, "message.done")
+
+    # then it gets what the log holds and an end that says why
+    assert tokens_of(frames, reply_id) == [(2, "b"), (3, "c")]
+    assert frames[-1]["status"] == "interrupted" and frames[-1]["error_code"] == "turn_stale"
+    assert frames[-1]["last_seq"] == 3
+    await ws.disconnect()
+
+
+async def test_resuming_a_reply_another_process_is_writing_waits_for_it(anon_conversation, anon_session):
+    # given a fresh reply being written elsewhere
+    reply_id = await _orphan_reply(anon_conversation, minutes_ago=0, tokens=["a", "b"])
+    ws = await _connect(anon_conversation, anon_session.session_key)
+
+    # when
+    await ws.send_json_to({"type": "resume", "message_id": reply_id, "after_seq": 0})
+    frames = await receive_until(ws, "message.delta")
+
+    # then the tokens so far, and no premature end
+    assert tokens_of(frames, reply_id) == [(1, "a"), (2, "b")]
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
