@@ -12,14 +12,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ParamSpec
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from django.db import close_old_connections
 
 from chatsite.exceptions import ApplicationError
 from conversations import selectors, services
@@ -29,31 +24,9 @@ from nlu.exceptions import LlmUnavailable
 from nlu.llm import ChatMessage, stream_chat
 
 logger = logging.getLogger(__name__)
-_P = ParamSpec("_P")
 
 # Running turns, kept referenced so the event loop does not drop them half-way.
 _running: set[asyncio.Task[None]] = set()
-
-# A turn's later writes (first token, finished reply) get their own database thread. On Channels'
-# one shared thread they queued behind every other turn's start, and each reply's message.done
-# waited for them: at 200 simultaneous sends, done came 2x later (docs/performance.md). One thread
-# keeps these writes in order; a reply's start is always committed before its task exists.
-_REPLY_WRITES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-reply-writes")
-
-
-def _reply_write(func: Callable[_P, None]) -> Callable[_P, Awaitable[None]]:
-    """The write, run on the reply-writes thread."""
-
-    def write(*args: _P.args, **kwargs: _P.kwargs) -> None:
-        # What database_sync_to_async does around a hop, but not switched off by Channels' test
-        # communicator: a connection left open here would outlive the test database.
-        close_old_connections()
-        try:
-            func(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(write, thread_sensitive=False, executor=_REPLY_WRITES)
 
 
 @dataclass(frozen=True)
@@ -149,7 +122,7 @@ async def _run_reply(
                 ttft_ms = _ms_since(received)
                 # Recorded off the token path; awaited before the reply is stored.
                 generating = asyncio.create_task(
-                    _reply_write(_mark_generating_unless_ended)(conversation_pk, ended)
+                    database_sync_to_async(_mark_generating_unless_ended)(conversation_pk, ended)
                 )
             stream.push(piece)
     except (LlmUnavailable, ApplicationError) as exc:
@@ -181,7 +154,7 @@ async def _run_reply(
     try:
         if generating is not None:
             await asyncio.gather(generating, return_exceptions=True)
-        await _reply_write(services.reply_finish)(reply_id=reply_pk, outcome=outcome)
+        await database_sync_to_async(services.reply_finish)(reply_id=reply_pk, outcome=outcome)
     except Exception:
         logger.exception("reply could not be stored", extra={"message_id": reply_key})
     stream.finish(
