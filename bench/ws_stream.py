@@ -73,9 +73,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def cpu_by_command(names: tuple[str, ...] = ("postgres", "redis-server")) -> dict[str, float]:
-    """CPU seconds of every process with one of these command names (shared servers: this
-    includes whatever else uses them), and of the whole machine ("machine", all cores)."""
-    totals = dict.fromkeys(names, 0.0)
+    """CPU seconds of every process with one of these command names, keyed "name/pid" (shared
+    servers: this includes whatever else uses them), and of the whole machine ("machine")."""
+    totals: dict[str, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -83,13 +83,24 @@ def cpu_by_command(names: tuple[str, ...] = ("postgres", "redis-server")) -> dic
         except OSError:
             continue
         command = head.partition("(")[2]
-        if command in totals:
+        if command in names:
             fields = rest.split()
-            totals[command] += (int(fields[11]) + int(fields[12])) / tick
+            totals[f"{command}/{stat.parent.name}"] = (int(fields[11]) + int(fields[12])) / tick
     busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in busy[:8])
     totals["machine"] = (user + nice + system + irq + softirq + steal) / tick
     return totals
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU used between two snapshots; "name/pid" entries summed per name (processes that
+    started or ended in between are left out)."""
+    used: dict[str, float] = {}
+    for key, value in after.items():
+        if key in before:
+            name = key.split("/")[0]
+            used[name] = used.get(name, 0.0) + value - before[key]
+    return {k: round(v, 2) for k, v in used.items()}
 
 
 @dataclass
@@ -477,11 +488,11 @@ async def run_phase(
         n=n,
         connect_s=round(connect_s, 2),
         stored_complete=stored,
-        cpu_s={k: round(cpu_after[k] - cpu_before.get(k, 0.0), 2) for k in cpu_after},
+        cpu_s=cpu_delta(cpu_before, cpu_after),
     )
     # CPU the relay itself used per token delivered: steadier than wall time on a shared machine.
     relay = ["bare"] if target.name == "bare" else ["daphne1", "daphne2"]
-    relay_cpu = sum(cpu_after[k] - cpu_before.get(k, 0.0) for k in relay)
+    relay_cpu = sum(result["cpu_s"].get(k, 0.0) for k in relay)
     result["server_cpu_us_per_token"] = (
         round(relay_cpu / result["tokens_received"] * 1e6) if result["tokens_received"] else None
     )
