@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Q
 from django.utils import timezone
 
 from conversations import states
@@ -88,14 +88,19 @@ def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Turn
 
 @transaction.atomic
 def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
+    # Every query here runs while the conversation row is locked, on the one thread Channels
+    # gives the ORM: 8 statements, BEGIN and COMMIT included (bench/ws_stream.py counts them).
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-    existing = conversation.messages.filter(client_id=client_id).select_related("reply").first()
+    found = list(
+        conversation.messages.filter(
+            Q(client_id=client_id) | Q(role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING)
+        ).select_related("reply")
+    )
+    existing = next((m for m in found if m.client_id == client_id), None)
     if existing is not None:
         return TurnStarted(user_message=existing, reply=existing.reply, created=False)
 
-    running = conversation.messages.filter(
-        role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING
-    ).first()
+    running = next((m for m in found if m.status == MessageStatus.STREAMING), None)
     if running is not None:
         if not is_stale(running):
             raise TurnInProgress(
@@ -114,7 +119,13 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         )
         conversation.state = ConversationState.ERROR
 
-    last = conversation.messages.aggregate(last=Max("sequence"))["last"] or 0
+    # The newest messages give both the next sequence number and the prompt's history.
+    recent = list(
+        conversation.messages.order_by("-sequence").values_list(
+            "sequence", "role", "text", "is_fallback"
+        )[: settings.LLM_HISTORY_MESSAGES]
+    )
+    last = recent[0][0] if recent else 0
     user_message = Message.objects.create(
         conversation=conversation,
         sequence=last + 1,
@@ -134,29 +145,28 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
     if not conversation.title:
         conversation.title = text[:TITLE_CHARS]
     conversation.save(update_fields=["state", "last_active", "title"])
-    prompt = _prompt_for(conversation, upto=user_message.sequence)
+    history = [
+        (role, old_text)
+        for _, role, old_text, is_fallback in recent
+        if old_text and not (role == MessageRole.ASSISTANT and is_fallback)
+    ]
+    prompt = build_prompt([(MessageRole.USER, text), *history])
     return TurnStarted(user_message=user_message, reply=reply, created=True, prompt=prompt)
 
 
-def _prompt_for(conversation: Conversation, *, upto: int) -> list[ChatMessage]:
-    """The system prompt plus the recent history that ends with the new user message.
+def build_prompt(newest_first: list[tuple[str, str]]) -> list[ChatMessage]:
+    """The system prompt plus the history (given newest first), oldest first.
 
-    At most LLM_HISTORY_MESSAGES messages and LLM_HISTORY_CHARS characters, newest first: the
-    new message always goes in (cut to the budget if it alone is over it).
+    At most LLM_HISTORY_MESSAGES messages and LLM_HISTORY_CHARS characters: the newest message
+    always goes in (cut to the budget if it alone is over it).
     """
-    recent = list(
-        conversation.messages.filter(sequence__lte=upto)
-        .exclude(role=MessageRole.ASSISTANT, is_fallback=True)
-        .exclude(text="")
-        .order_by("-sequence")
-        .values_list("role", "text")[: settings.LLM_HISTORY_MESSAGES]
-    )
     budget = settings.LLM_HISTORY_CHARS
     kept: list[ChatMessage] = []
-    for role, text in recent:
+    for role, text in newest_first[: settings.LLM_HISTORY_MESSAGES]:
         if kept and len(text) > budget:
             break
-        text = text[-budget:] if not kept else text
+        if not kept:
+            text = text[-budget:]
         budget -= len(text)
         kept.append(
             {"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text}
@@ -199,11 +209,8 @@ def replies_recover_stale() -> int:
 
 
 def conversation_mark_generating(*, conversation_id: int) -> None:
-    """The first token has arrived."""
-    with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-        states.transition(conversation, ConversationState.GENERATING)
-        conversation.save(update_fields=["state"])
+    """The first token has arrived (one conditional UPDATE)."""
+    states.transition_in_db(conversation_id, ConversationState.GENERATING)
 
 
 @dataclass(frozen=True)
@@ -219,24 +226,22 @@ class ReplyOutcome:
     is_fallback: bool = False
 
 
-def reply_finish(*, reply_id: int, outcome: ReplyOutcome) -> None:
+def reply_finish(*, reply_id: int, conversation_id: int, outcome: ReplyOutcome) -> None:
     """Store the finished reply once and end the turn (waiting_input, or error)."""
+    now = timezone.now()
+    ended = ConversationState.ERROR if outcome.error_code else ConversationState.WAITING_INPUT
     with transaction.atomic():
-        reply = Message.objects.select_for_update().get(pk=reply_id)
-        reply.text = outcome.text
-        reply.status = outcome.status
-        reply.token_count = outcome.token_count
-        reply.ttft_ms = outcome.ttft_ms
-        reply.total_ms = outcome.total_ms
-        reply.error_code = outcome.error_code
-        reply.is_fallback = outcome.is_fallback
-        reply.save()
-        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
-        ended = ConversationState.ERROR if outcome.error_code else ConversationState.WAITING_INPUT
-        if conversation.state in (ConversationState.WAITING_INPUT, ConversationState.ERROR):
-            # A stale-turn recovery already moved on; only record the outcome.
-            conversation.state = ended
-        else:
-            states.transition(conversation, ended)
-        conversation.last_active = timezone.now()
-        conversation.save(update_fields=["state", "last_active"])
+        Message.objects.filter(pk=reply_id).update(
+            text=outcome.text,
+            status=outcome.status,
+            token_count=outcome.token_count,
+            ttft_ms=outcome.ttft_ms,
+            total_ms=outcome.total_ms,
+            error_code=outcome.error_code,
+            is_fallback=outcome.is_fallback,
+            updated_at=now,
+        )
+        if not states.transition_in_db(conversation_id, ended, last_active=now):
+            # Something else (a stale-turn recovery, later a hand-off) moved the conversation
+            # on meanwhile: keep its state, record the activity.
+            Conversation.objects.filter(pk=conversation_id).update(last_active=now)

@@ -32,3 +32,19 @@ def transition(conversation: Conversation, to: str) -> None:
     if to not in ALLOWED.get(current, frozenset()):
         raise IllegalTransition(f"Cannot go from {current} to {to}")
     conversation.state = to
+
+
+def sources_of(to: str) -> frozenset[str]:
+    """Every state from which `to` may be entered (itself included: a no-op move)."""
+    return frozenset(state for state, targets in ALLOWED.items() if to in targets) | {to}
+
+
+def transition_in_db(conversation_id: int, to: str, **fields: object) -> bool:
+    """Move a stored conversation to `to` in one conditional UPDATE (no read, no lock).
+
+    Returns False, changing nothing, when its current state may not move to `to`.
+    """
+    updated = Conversation.objects.filter(pk=conversation_id, state__in=sources_of(to)).update(
+        state=to, **fields
+    )
+    return updated == 1

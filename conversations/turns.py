@@ -154,7 +154,9 @@ async def _run_reply(
     try:
         if generating is not None:
             await asyncio.gather(generating, return_exceptions=True)
-        await database_sync_to_async(services.reply_finish)(reply_id=reply_pk, outcome=outcome)
+        await database_sync_to_async(services.reply_finish)(
+            reply_id=reply_pk, conversation_id=conversation_pk, outcome=outcome
+        )
     except Exception:
         logger.exception("reply could not be stored", extra={"message_id": reply_key})
     stream.finish(

@@ -84,7 +84,9 @@ def test_reply_finish_stores_the_reply_once_and_ends_the_turn(anon_conversation)
     outcome = services.ReplyOutcome(
         text="Hello!", status="complete", token_count=2, ttft_ms=40, total_ms=90
     )
-    services.reply_finish(reply_id=started.reply.pk, outcome=outcome)
+    services.reply_finish(
+        reply_id=started.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome
+    )
     started.reply.refresh_from_db()
     anon_conversation.refresh_from_db()
     assert (started.reply.text, started.reply.status, started.reply.ttft_ms) == (
@@ -122,14 +124,20 @@ def test_conversations_are_scoped_to_their_owner(
     assert conversation_get_for_actor("not-a-uuid", Actor(alice.pk, "")) is None
 
 
-def test_the_prompt_keeps_the_newest_history_within_the_character_budget(anon_conversation, settings):
+def test_the_prompt_keeps_the_newest_history_within_the_character_budget(
+    anon_conversation, settings
+):
     # given a long earlier exchange
     settings.LLM_HISTORY_CHARS = 100
     Message.objects.create(conversation=anon_conversation, sequence=1, role="user", text="a" * 80)
-    Message.objects.create(conversation=anon_conversation, sequence=2, role="assistant", text="b" * 30)
+    Message.objects.create(
+        conversation=anon_conversation, sequence=2, role="assistant", text="b" * 30
+    )
 
     # when a new message arrives
-    started = services.turn_start(conversation_id=anon_conversation.pk, text="c" * 60, client_id=uuid.uuid4())
+    started = services.turn_start(
+        conversation_id=anon_conversation.pk, text="c" * 60, client_id=uuid.uuid4()
+    )
 
     # then the oldest message that does not fit is left out, the newest are kept in order
     assert [m["content"] for m in started.prompt[1:]] == ["b" * 30, "c" * 60]
@@ -137,5 +145,21 @@ def test_the_prompt_keeps_the_newest_history_within_the_character_budget(anon_co
 
 def test_an_overlong_single_message_is_cut_to_the_budget(anon_conversation, settings):
     settings.LLM_HISTORY_CHARS = 50
-    started = services.turn_start(conversation_id=anon_conversation.pk, text="x" * 40 + "y" * 40, client_id=uuid.uuid4())
+    started = services.turn_start(
+        conversation_id=anon_conversation.pk, text="x" * 40 + "y" * 40, client_id=uuid.uuid4()
+    )
     assert started.prompt[-1]["content"] == "x" * 10 + "y" * 40
+
+
+def test_a_turn_costs_a_fixed_small_number_of_queries(anon_conversation, django_assert_max_num_queries):
+    # given some history
+    for i in range(6):
+        services.turn_start(conversation_id=anon_conversation.pk, text=f"m{i}", client_id=uuid.uuid4())
+        Message.objects.filter(status="streaming").update(status="complete", text="r")
+
+    # then starting and finishing a turn stay cheap whatever the history (on the one ORM thread)
+    with django_assert_max_num_queries(8):
+        started = services.turn_start(conversation_id=anon_conversation.pk, text="next", client_id=uuid.uuid4())
+    outcome = services.ReplyOutcome(text="ok", status="complete", token_count=1, ttft_ms=1, total_ms=2)
+    with django_assert_max_num_queries(4):
+        services.reply_finish(reply_id=started.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome)
