@@ -102,6 +102,17 @@ else:
     _db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
 _db["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL connection pool (psycopg_pool): Django's advice for ASGI instead of CONN_MAX_AGE.
+if env_bool("DATABASE_POOL", False):
+    if _db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_POOL needs a postgres:// DATABASE_URL")
+    if _db["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("DATABASE_POOL and DATABASE_CONN_MAX_AGE exclude each other")
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
+        "timeout": 10,
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -172,6 +183,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# In development WhiteNoise serves straight from static/ (no collectstatic needed).
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {

@@ -108,3 +108,21 @@ def test_urls_switch_on_postgres_and_redis():
         "False",
         "redis://cache.example:6379/0",
     ], result.stderr
+
+
+def test_the_database_pool_is_an_option_for_postgres_only():
+    code = "from django.conf import settings as s; import django; django.setup(); print(s.DATABASES['default']['OPTIONS']['pool']['max_size'])"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "DATABASE_URL": "postgres://u@h:5432/d",
+        "DATABASE_POOL": "true",
+        "DATABASE_POOL_MAX_SIZE": "7",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "7", result.stderr
+    result = run_manage("check", env={"DATABASE_POOL": "true"})
+    assert result.returncode != 0
+    assert "DATABASE_POOL needs a postgres:// DATABASE_URL" in result.stderr
