@@ -517,9 +517,19 @@ async def _orphan_reply(conversation, *, minutes_ago: int, tokens: list[str]):  
     from conversations.streams import get_hub
 
     def store() -> Message:
-        user = Message.objects.create(conversation=conversation, sequence=1, role="user", text="q", client_id=uuid.uuid4())
-        reply = Message.objects.create(conversation=conversation, sequence=2, role="assistant", status="streaming", reply_to=user)
-        Message.objects.filter(pk=reply.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=minutes_ago))
+        user = Message.objects.create(
+            conversation=conversation, sequence=1, role="user", text="q", client_id=uuid.uuid4()
+        )
+        reply = Message.objects.create(
+            conversation=conversation,
+            sequence=2,
+            role="assistant",
+            status="streaming",
+            reply_to=user,
+        )
+        Message.objects.filter(pk=reply.pk).update(
+            updated_at=timezone.now() - timezone.timedelta(minutes=minutes_ago)
+        )
         return reply
 
     reply = await database_sync_to_async(store)()
@@ -550,7 +560,9 @@ async def test_resuming_a_reply_whose_writer_died_ends_it(anon_conversation, ano
     await ws.disconnect()
 
 
-async def test_resuming_a_reply_another_process_is_writing_waits_for_it(anon_conversation, anon_session):
+async def test_resuming_a_reply_another_process_is_writing_waits_for_it(
+    anon_conversation, anon_session
+):
     # given a fresh reply being written elsewhere
     reply_id = await _orphan_reply(anon_conversation, minutes_ago=0, tokens=["a", "b"])
     ws = await _connect(anon_conversation, anon_session.session_key)
