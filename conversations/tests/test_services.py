@@ -151,15 +151,25 @@ def test_an_overlong_single_message_is_cut_to_the_budget(anon_conversation, sett
     assert started.prompt[-1]["content"] == "x" * 10 + "y" * 40
 
 
-def test_a_turn_costs_a_fixed_small_number_of_queries(anon_conversation, django_assert_max_num_queries):
+def test_a_turn_costs_a_fixed_small_number_of_queries(
+    anon_conversation, django_assert_max_num_queries
+):
     # given some history
     for i in range(6):
-        services.turn_start(conversation_id=anon_conversation.pk, text=f"m{i}", client_id=uuid.uuid4())
+        services.turn_start(
+            conversation_id=anon_conversation.pk, text=f"m{i}", client_id=uuid.uuid4()
+        )
         Message.objects.filter(status="streaming").update(status="complete", text="r")
 
     # then starting and finishing a turn stay cheap whatever the history (on the one ORM thread)
     with django_assert_max_num_queries(8):
-        started = services.turn_start(conversation_id=anon_conversation.pk, text="next", client_id=uuid.uuid4())
-    outcome = services.ReplyOutcome(text="ok", status="complete", token_count=1, ttft_ms=1, total_ms=2)
+        started = services.turn_start(
+            conversation_id=anon_conversation.pk, text="next", client_id=uuid.uuid4()
+        )
+    outcome = services.ReplyOutcome(
+        text="ok", status="complete", token_count=1, ttft_ms=1, total_ms=2
+    )
     with django_assert_max_num_queries(4):
-        services.reply_finish(reply_id=started.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome)
+        services.reply_finish(
+            reply_id=started.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome
+        )
