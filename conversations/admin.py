@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from conversations.models import Conversation, FallbackReply, Message
+from conversations.models import Conversation, ConversationTransition, FallbackReply, Message
 
 
 class MessageInline(admin.TabularInline):
@@ -28,14 +28,35 @@ class MessageInline(admin.TabularInline):
         return False
 
 
+class TransitionInline(admin.TabularInline):
+    model = ConversationTransition
+    fields = ("at", "from_state", "to_state", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("at", "pk")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("public_id", "title", "user", "state", "last_active", "created_at")
     list_filter = ("state",)
     search_fields = ("public_id", "title")
     list_select_related = ("user",)
-    readonly_fields = ("public_id", "user", "session_key", "state", "created_at", "last_active")
-    inlines = [MessageInline]
+    readonly_fields = (
+        "public_id",
+        "user",
+        "session_key",
+        "state",
+        "intent",
+        "context",
+        "created_at",
+        "last_active",
+    )
+    inlines = [MessageInline, TransitionInline]
 
 
 @admin.register(FallbackReply)

@@ -35,6 +35,9 @@ class Conversation(models.Model):
     state = models.CharField(
         max_length=32, choices=ConversationState.choices, default=ConversationState.WAITING_INPUT
     )
+    # What the user is trying to do, and what the dialogue has gathered (issue 3 fills these).
+    intent = models.CharField(max_length=100, blank=True)
+    context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_active = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -120,3 +123,22 @@ class FallbackReply(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language}: {self.text[:40]}"
+
+
+class ConversationTransition(models.Model):
+    """One move of a conversation's state machine, as it happened."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_state = models.CharField(max_length=32, choices=ConversationState.choices)
+    to_state = models.CharField(max_length=32, choices=ConversationState.choices)
+    reason = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["conversation", "at", "pk"]
+        indexes = [models.Index(fields=["conversation", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} -> {self.to_state}"

@@ -100,6 +100,7 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
     if existing is not None:
         return TurnStarted(user_message=existing, reply=existing.reply, created=False)
 
+    moves: list[states.Transition] = []
     running = next((m for m in found if m.status == MessageStatus.STREAMING), None)
     if running is not None:
         if not is_stale(running):
@@ -116,6 +117,11 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
                 "conversation_id": str(conversation.public_id),
                 "message_id": str(running.public_id),
             },
+        )
+        moves.append(
+            states.happened(
+                conversation.pk, conversation.state, ConversationState.ERROR, reason="turn_stale"
+            )
         )
         conversation.state = ConversationState.ERROR
 
@@ -140,11 +146,12 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         status=MessageStatus.STREAMING,
         reply_to=user_message,
     )
-    states.transition(conversation, ConversationState.CALLING_AI)
+    move = states.transition(conversation, ConversationState.CALLING_AI, reason="message")
     conversation.last_active = timezone.now()
     if not conversation.title:
         conversation.title = text[:TITLE_CHARS]
     conversation.save(update_fields=["state", "last_active", "title"])
+    states.record(conversation.pk, [*moves, *([move] if move else [])])
     history = [
         (role, old_text)
         for _, role, old_text, is_fallback in recent
@@ -199,18 +206,29 @@ def replies_recover_stale() -> int:
             reply.status = MessageStatus.INTERRUPTED
             reply.error_code = "turn_stale"
             reply.save(update_fields=["status", "error_code", "updated_at"])
-            Conversation.objects.filter(pk=reply.conversation_id).update(
-                state=ConversationState.ERROR
-            )
+            conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
+            if conversation.state != ConversationState.ERROR:
+                move = states.happened(
+                    conversation.pk,
+                    conversation.state,
+                    ConversationState.ERROR,
+                    reason="turn_stale",
+                )
+                conversation.state = ConversationState.ERROR
+                conversation.save(update_fields=["state"])
+                states.record(conversation.pk, [move])
             recovered += 1
     if recovered:
         logger.warning("stale turns recovered", extra={"count": recovered})
     return recovered
 
 
-def conversation_mark_generating(*, conversation_id: int) -> None:
-    """The first token has arrived (one conditional UPDATE)."""
-    states.transition_in_db(conversation_id, ConversationState.GENERATING)
+def conversation_mark_generating(*, conversation_id: int) -> bool:
+    """The first token has arrived (one conditional UPDATE); False if the state did not allow it.
+
+    The move is stored with the turn's other moves when the reply ends (reply_finish).
+    """
+    return states.transition_in_db(conversation_id, ConversationState.GENERATING)
 
 
 @dataclass(frozen=True)
@@ -226,8 +244,19 @@ class ReplyOutcome:
     is_fallback: bool = False
 
 
-def reply_finish(*, reply_id: int, conversation_id: int, outcome: ReplyOutcome) -> None:
-    """Store the finished reply once and end the turn (waiting_input, or error)."""
+def reply_finish(
+    *,
+    reply_id: int,
+    conversation_id: int,
+    outcome: ReplyOutcome,
+    from_state: str = ConversationState.CALLING_AI,
+    moves: tuple[states.Transition, ...] = (),
+) -> None:
+    """Store the finished reply once, end the turn (waiting_input, or error), store its moves.
+
+    `from_state` is where the turn left the conversation (calling_ai, or generating once the
+    first token was recorded); `moves` are the turn's earlier moves, not yet stored.
+    """
     now = timezone.now()
     ended = ConversationState.ERROR if outcome.error_code else ConversationState.WAITING_INPUT
     with transaction.atomic():
@@ -241,7 +270,12 @@ def reply_finish(*, reply_id: int, conversation_id: int, outcome: ReplyOutcome) 
             is_fallback=outcome.is_fallback,
             updated_at=now,
         )
-        if not states.transition_in_db(conversation_id, ended, last_active=now):
+        if states.transition_in_db(conversation_id, ended, last_active=now):
+            reason = outcome.error_code or "reply_done"
+            last = states.happened(conversation_id, from_state, ended, reason=reason, at=now)
+            states.record(conversation_id, [*moves, last])
+        else:
             # Something else (a stale-turn recovery, later a hand-off) moved the conversation
             # on meanwhile: keep its state, record the activity.
             Conversation.objects.filter(pk=conversation_id).update(last_active=now)
+            states.record(conversation_id, list(moves))

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
 from conversations.exceptions import IllegalTransition
-from conversations.models import Conversation, ConversationState
+from conversations.models import Conversation, ConversationState, ConversationTransition
+
+logger = logging.getLogger(__name__)
 
 S = ConversationState
 
@@ -20,18 +28,60 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 
-def transition(conversation: Conversation, to: str) -> None:
-    """Move the conversation to `to` (in memory; the caller saves).
+@dataclass(frozen=True)
+class Transition:
+    """A move that happened; stored by `record` (turns store theirs in one INSERT at the end)."""
+
+    from_state: str
+    to_state: str
+    at: datetime
+    reason: str = ""
+
+
+def transition(conversation: Conversation, to: str, *, reason: str = "") -> Transition | None:
+    """Move the conversation to `to` in memory (the caller saves); None when already there.
 
     Raises:
         IllegalTransition: the move is not in ALLOWED.
     """
     current = conversation.state
     if current == to:
-        return
+        return None
     if to not in ALLOWED.get(current, frozenset()):
         raise IllegalTransition(f"Cannot go from {current} to {to}")
     conversation.state = to
+    return happened(conversation.pk, current, to, reason=reason)
+
+
+def happened(
+    conversation_id: int, from_state: str, to: str, *, reason: str = "", at: datetime | None = None
+) -> Transition:
+    """Log a move as it happens and return it for `record`."""
+    logger.info(
+        "state transition",
+        extra={
+            "conversation_pk": conversation_id,
+            "from_state": from_state,
+            "state": to,
+            "reason": reason,
+        },
+    )
+    return Transition(from_state, to, at or timezone.now(), reason)
+
+
+def record(conversation_id: int, moves: list[Transition]) -> None:
+    """Store moves in the conversation's transition history (one INSERT)."""
+    if moves:
+        ConversationTransition.objects.bulk_create(
+            ConversationTransition(
+                conversation_id=conversation_id,
+                from_state=move.from_state,
+                to_state=move.to_state,
+                reason=move.reason,
+                at=move.at,
+            )
+            for move in moves
+        )
 
 
 def sources_of(to: str) -> frozenset[str]:

@@ -13,12 +13,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from chatsite.exceptions import ApplicationError
-from conversations import selectors, services
-from conversations.models import Conversation, MessageStatus
+from conversations import selectors, services, states
+from conversations.models import Conversation, ConversationState, MessageStatus
 from conversations.streams import get_hub
 from nlu.exceptions import LlmUnavailable
 from nlu.llm import ChatMessage, stream_chat
@@ -114,12 +116,14 @@ async def _run_reply(
     error_code = ""
     is_fallback = False
     status = MessageStatus.COMPLETE
-    generating: asyncio.Task[None] | None = None
+    generating: asyncio.Task[bool] | None = None
+    first_token_at: datetime | None = None
     ended = threading.Event()
     try:
         async for piece in stream_chat(prompt):
             if ttft_ms is None:
                 ttft_ms = _ms_since(received)
+                first_token_at = timezone.now()
                 # Recorded off the token path; awaited before the reply is stored.
                 generating = asyncio.create_task(
                     database_sync_to_async(_mark_generating_unless_ended)(conversation_pk, ended)
@@ -152,10 +156,27 @@ async def _run_reply(
     )
     ended.set()
     try:
-        if generating is not None:
-            await asyncio.gather(generating, return_exceptions=True)
+        moves: tuple[states.Transition, ...] = ()
+        from_state = ConversationState.CALLING_AI
+        if generating is not None and first_token_at is not None:
+            (marked,) = await asyncio.gather(generating, return_exceptions=True)
+            if marked is True:
+                from_state = ConversationState.GENERATING
+                moves = (
+                    states.happened(
+                        conversation_pk,
+                        ConversationState.CALLING_AI,
+                        ConversationState.GENERATING,
+                        reason="first_token",
+                        at=first_token_at,
+                    ),
+                )
         await database_sync_to_async(services.reply_finish)(
-            reply_id=reply_pk, conversation_id=conversation_pk, outcome=outcome
+            reply_id=reply_pk,
+            conversation_id=conversation_pk,
+            outcome=outcome,
+            from_state=from_state,
+            moves=moves,
         )
     except Exception:
         logger.exception("reply could not be stored", extra={"message_id": reply_key})
@@ -188,7 +209,7 @@ async def _run_reply(
     )
 
 
-def _mark_generating_unless_ended(conversation_pk: int, ended: threading.Event) -> None:
+def _mark_generating_unless_ended(conversation_pk: int, ended: threading.Event) -> bool:
     """Record the first token, unless the reply ended before this hop got its turn.
 
     Under load the database hops queue up behind other turns' starts (bench/ws_stream.py: by
@@ -196,8 +217,9 @@ def _mark_generating_unless_ended(conversation_pk: int, ended: threading.Event) 
     the conversation from calling_ai straight to waiting_input (a legal move), and the four
     queries of a state nobody will see are skipped.
     """
-    if not ended.is_set():
-        services.conversation_mark_generating(conversation_id=conversation_pk)
+    if ended.is_set():
+        return False
+    return services.conversation_mark_generating(conversation_id=conversation_pk)
 
 
 def _ms_since(start: float) -> int:

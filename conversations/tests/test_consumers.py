@@ -61,6 +61,19 @@ async def test_a_message_streams_its_reply_token_by_token(
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=anon_conversation.pk)
     assert conversation.state == ConversationState.WAITING_INPUT
     assert conversation.title == "hi"
+    moves = await database_sync_to_async(
+        lambda: list(conversation.transitions.values_list("from_state", "to_state"))
+    )()
+    assert moves[0] == ("waiting_input", "calling_ai")
+    assert moves[-1][1] == "waiting_input"
+    assert moves in (
+        [
+            ("waiting_input", "calling_ai"),
+            ("calling_ai", "generating"),
+            ("generating", "waiting_input"),
+        ],
+        [("waiting_input", "calling_ai"), ("calling_ai", "waiting_input")],
+    )
     # the model saw the system prompt and the user's message
     sent = scripted_llm.requests[-1]
     assert sent["messages"][0]["role"] == "system"

@@ -162,14 +162,74 @@ def test_a_turn_costs_a_fixed_small_number_of_queries(
         Message.objects.filter(status="streaming").update(status="complete", text="r")
 
     # then starting and finishing a turn stay cheap whatever the history (on the one ORM thread)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         started = services.turn_start(
             conversation_id=anon_conversation.pk, text="next", client_id=uuid.uuid4()
         )
     outcome = services.ReplyOutcome(
         text="ok", status="complete", token_count=1, ttft_ms=1, total_ms=2
     )
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         services.reply_finish(
             reply_id=started.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome
         )
+
+
+ALL_STATES = list(ConversationState.values)
+
+
+@pytest.mark.parametrize("to", ALL_STATES)
+@pytest.mark.parametrize("start", ALL_STATES)
+def test_every_move_is_allowed_or_refused_by_the_table(anon_conversation, start, to):
+    # given
+    anon_conversation.state = start
+    legal = to == start or to in states.ALLOWED[start]
+
+    # when / then
+    if legal:
+        move = states.transition(anon_conversation, to)
+        assert anon_conversation.state == to
+        assert (move is None) == (to == start)
+    else:
+        with pytest.raises(IllegalTransition):
+            states.transition(anon_conversation, to)
+        assert anon_conversation.state == start
+
+
+def test_a_turn_stores_its_moves_with_timestamps(anon_conversation):
+    # given
+    started = services.turn_start(
+        conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4()
+    )
+    assert services.conversation_mark_generating(conversation_id=anon_conversation.pk)
+    first = states.happened(anon_conversation.pk, "calling_ai", "generating", reason="first_token")
+
+    # when
+    outcome = services.ReplyOutcome(
+        text="ok", status="complete", token_count=1, ttft_ms=1, total_ms=2
+    )
+    services.reply_finish(
+        reply_id=started.reply.pk,
+        conversation_id=anon_conversation.pk,
+        outcome=outcome,
+        from_state="generating",
+        moves=(first,),
+    )
+
+    # then
+    moves = list(anon_conversation.transitions.values_list("from_state", "to_state", "reason"))
+    assert moves == [
+        ("waiting_input", "calling_ai", "message"),
+        ("calling_ai", "generating", "first_token"),
+        ("generating", "waiting_input", "reply_done"),
+    ]
+    times = list(anon_conversation.transitions.values_list("at", flat=True))
+    assert times == sorted(times)
+
+
+def test_a_transition_the_table_forbids_is_not_applied_in_the_database(anon_conversation):
+    anon_conversation.state = ConversationState.HANDOFF
+    anon_conversation.save()
+    assert states.transition_in_db(anon_conversation.pk, ConversationState.GENERATING) is False
+    anon_conversation.refresh_from_db()
+    assert anon_conversation.state == ConversationState.HANDOFF
