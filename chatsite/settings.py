@@ -6,6 +6,7 @@ eager Celery and the packaged local model. See README.md for the full table.
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,34 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1"] if D
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is false")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# --- Personal data at rest (conversations/pii.py, docs/operations.md "Personal data") ----------
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation). A separate HMAC key
+# makes the blind index, so one leaked key does not give away both the data and the search index.
+PII_ENCRYPTION_KEYS = env_list("PII_ENCRYPTION_KEYS", [])
+PII_INDEX_KEY = env_str("PII_INDEX_KEY")
+for _name, _value in (
+    ("PII_ENCRYPTION_KEYS", PII_ENCRYPTION_KEYS),
+    ("PII_INDEX_KEY", PII_INDEX_KEY),
+):
+    if not DEBUG and not _value:
+        raise ImproperlyConfigured(f"{_name} must be set when DJANGO_DEBUG is false")
+for _i, _key in enumerate(PII_ENCRYPTION_KEYS, start=1):
+    # Checked here with base64 alone (cheap): a bad key must stop start-up, not the first save.
+    try:
+        _ok = len(base64.urlsafe_b64decode(_key.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        _ok = False
+    if not _ok:
+        raise ImproperlyConfigured(
+            f"PII_ENCRYPTION_KEYS entry {_i} is not a Fernet key (32 url-safe base64 bytes; make "
+            "one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        )
+if PII_INDEX_KEY and len(PII_INDEX_KEY) < 32:
+    raise ImproperlyConfigured("PII_INDEX_KEY must be at least 32 characters")
+# With DEBUG and a key unset, conversations.pii makes this file (mode 0600) on first use.
+PII_DEV_KEY_FILE = VAR_DIR / "pii-dev-keys.json" if DEBUG else None
 
 INSTALLED_APPS = [
     "daphne",
@@ -242,7 +271,15 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    # Phone numbers, e-mail and street addresses become [phone]/[email]/[address] (logredact.py).
+    "filters": {"redact_personal_data": {"()": "chatsite.logredact.RedactPersonalData"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["redact_personal_data"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},

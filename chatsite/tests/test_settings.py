@@ -14,6 +14,9 @@ PROD = {
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
     "DJANGO_ALLOWED_HOSTS": "chat.example.com",
+    # Valid test-only keys: Fernet (32 url-safe base64 bytes) and a 32+ character HMAC key.
+    "PII_ENCRYPTION_KEYS": "Oe6yFSoVVHkzh3xQ7uAl7Ry6kDGzWsiHwxxjMEdAxHo=",
+    "PII_INDEX_KEY": "test-only-blind-index-key-0123456789abcdef",
 }
 
 
@@ -21,7 +24,7 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_", "PII_"))
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -39,12 +42,27 @@ def test_check_deploy_is_clean_under_production_settings():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"])
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "PII_ENCRYPTION_KEYS", "PII_INDEX_KEY"]
+)
 def test_production_without_a_required_setting_stops_with_a_clear_message(missing):
     env = {k: v for k, v in PROD.items() if k != missing}
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert f"{missing} must be set when DJANGO_DEBUG is false" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PII_ENCRYPTION_KEYS", "not-a-key", "PII_ENCRYPTION_KEYS entry 1 is not a Fernet key"),
+        ("PII_INDEX_KEY", "short", "PII_INDEX_KEY must be at least 32 characters"),
+    ],
+)
+def test_a_malformed_pii_key_is_refused(variable, value, message):
+    result = run_manage("check", env={**PROD, variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_a_malformed_boolean_is_refused():
