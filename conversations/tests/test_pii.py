@@ -39,6 +39,9 @@ def contact_model(transactional_db):
             app_label = "conversations"
             db_table = "conversations_test_pii_contact"
 
+        def __str__(self) -> str:
+            return f"contact {self.pk}"
+
     with connection.schema_editor() as editor:
         editor.create_model(Contact)
     yield Contact
