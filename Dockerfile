@@ -38,6 +38,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # image carries the 491 MB model once, at LLM_MODEL_PATH, instead of twice.
 COPY . .
 RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=build CHATSITE_VAR_DIR=/tmp/build-var \
+        PII_ENCRYPTION_KEYS=YnVpbGQtb25seS1ub3QtYS1yZWFsLWtleS0wMTIzNDU= PII_INDEX_KEY=build-only-not-a-real-index-key-0123456789 \
         python manage.py prepare_llm --model qwen \
     && mkdir -p /opt/models \
     && mv /tmp/build-var/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf /opt/models/ \
@@ -67,8 +68,9 @@ COPY --from=builder /opt/models /opt/models
 
 WORKDIR /app
 COPY . .
-# Static files are collected at build time; the key and host exist only for this command.
+# Static files are collected at build time; the keys and host exist only for this command.
 RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=build \
+        PII_ENCRYPTION_KEYS=YnVpbGQtb25seS1ub3QtYS1yZWFsLWtleS0wMTIzNDU= PII_INDEX_KEY=build-only-not-a-real-index-key-0123456789 \
         python manage.py collectstatic --noinput \
     && mkdir -p /app/var \
     && chown chatsite:chatsite /app/var

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import platform
@@ -700,6 +701,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "bench-only-" + uuid.uuid4().hex,
+        # Throwaway personal-data keys: production settings refuse to start without them.
+        "PII_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "PII_INDEX_KEY": "bench-only-" + uuid.uuid4().hex,
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database_url,
@@ -720,6 +724,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "DJANGO_SETTINGS_MODULE",
                 "DJANGO_DEBUG",
                 "DJANGO_SECRET_KEY",
+                "PII_ENCRYPTION_KEYS",
+                "PII_INDEX_KEY",
                 "DJANGO_ALLOWED_HOSTS",
                 "DATABASE_URL",
                 "REDIS_URL",
