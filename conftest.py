@@ -84,3 +84,15 @@ async def hub_cleanup():  # type: ignore[no-untyped-def]
 
     await wait_for_running_turns()
     await close_hub()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_system_prompt_cache():  # type: ignore[no-untyped-def]
+    """Each test sees the system prompt its own settings and rows give."""
+    from django.core.cache import cache
+
+    from conversations.selectors import SYSTEM_PROMPT_CACHE_KEY
+
+    cache.delete(SYSTEM_PROMPT_CACHE_KEY)
+    yield
+    cache.delete(SYSTEM_PROMPT_CACHE_KEY)

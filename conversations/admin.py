@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from conversations.models import Conversation, ConversationTransition, FallbackReply, Message
+from conversations import services
+from conversations.models import (
+    AssistantProfile,
+    Conversation,
+    ConversationTransition,
+    FallbackReply,
+    Message,
+)
 
 
 class MessageInline(admin.TabularInline):
@@ -64,3 +71,19 @@ class FallbackReplyAdmin(admin.ModelAdmin):
     """The static reply shown when the model fails or times out, per language."""
 
     list_display = ("language", "text", "updated_at")
+
+
+@admin.register(AssistantProfile)
+class AssistantProfileAdmin(admin.ModelAdmin):
+    """The system prompt; one profile, saved through the service so every process sees it."""
+
+    list_display = ("__str__", "updated_at")
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return not AssistantProfile.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        services.assistant_profile_save(obj)

@@ -142,3 +142,18 @@ class ConversationTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state} -> {self.to_state}"
+
+
+class AssistantProfile(models.Model):
+    """What staff tell the model about itself: the system prompt (one row; edited in the admin)."""
+
+    system_prompt = models.TextField(
+        help_text="Sent first in every prompt. Empty: the LLM_SYSTEM_PROMPT setting is used."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "assistant profile"
+
+    def __str__(self) -> str:
+        return "Assistant profile"

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import (
+    AssistantProfile,
     Conversation,
     FallbackReply,
     Message,
@@ -91,3 +93,16 @@ def fallback_text(user_text: str) -> str:
     language = "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in user_text) else "en"
     stored = FallbackReply.objects.filter(language=language).values_list("text", flat=True).first()
     return stored or DEFAULT_FALLBACKS[language]
+
+
+SYSTEM_PROMPT_CACHE_KEY = "conversations:system-prompt"
+
+
+def system_prompt() -> str:
+    """The staff-edited system prompt (cached; services.assistant_profile_save refreshes it)."""
+    prompt = cache.get(SYSTEM_PROMPT_CACHE_KEY)
+    if prompt is None:
+        stored = AssistantProfile.objects.values_list("system_prompt", flat=True).first()
+        prompt = stored or settings.LLM_SYSTEM_PROMPT
+        cache.set(SYSTEM_PROMPT_CACHE_KEY, prompt, 300)
+    return prompt

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations import states
+from conversations import selectors, states
 from conversations.exceptions import EmptyMessage, MessageTooLong, TurnInProgress
 from conversations.models import (
+    AssistantProfile,
     Conversation,
     ConversationState,
     Message,
@@ -178,7 +180,7 @@ def build_prompt(newest_first: list[tuple[str, str]]) -> list[ChatMessage]:
         kept.append(
             {"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text}
         )
-    system: ChatMessage = {"role": "system", "content": settings.LLM_SYSTEM_PROMPT}
+    system: ChatMessage = {"role": "system", "content": selectors.system_prompt()}
     return [system, *reversed(kept)]
 
 
@@ -221,6 +223,12 @@ def replies_recover_stale() -> int:
     if recovered:
         logger.warning("stale turns recovered", extra={"count": recovered})
     return recovered
+
+
+def assistant_profile_save(profile: AssistantProfile) -> None:
+    """Store the staff-edited profile; every process uses the new prompt from the next turn."""
+    profile.save()
+    cache.delete(selectors.SYSTEM_PROMPT_CACHE_KEY)
 
 
 def conversation_mark_generating(*, conversation_id: int) -> bool:

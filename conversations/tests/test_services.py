@@ -233,3 +233,34 @@ def test_a_transition_the_table_forbids_is_not_applied_in_the_database(anon_conv
     assert states.transition_in_db(anon_conversation.pk, ConversationState.GENERATING) is False
     anon_conversation.refresh_from_db()
     assert anon_conversation.state == ConversationState.HANDOFF
+
+
+def test_the_system_prompt_staff_edit_is_used_from_the_next_turn(anon_conversation, anon_session):
+    # given a first turn with the default prompt
+    from django.conf import settings
+
+    from conversations.models import AssistantProfile
+
+    first = services.turn_start(
+        conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4()
+    )
+    assert first.prompt[0] == {"role": "system", "content": settings.LLM_SYSTEM_PROMPT}
+
+    # when staff save a new prompt in the admin
+    services.assistant_profile_save(AssistantProfile(system_prompt="You sell set meals. Be brief."))
+
+    # then the next turn (any conversation) carries it
+    other = Conversation.objects.create(session_key=anon_session.session_key)
+    second = services.turn_start(conversation_id=other.pk, text="hi", client_id=uuid.uuid4())
+    assert second.prompt[0] == {"role": "system", "content": "You sell set meals. Be brief."}
+
+
+def test_the_admin_edits_the_system_prompt(admin_client):
+    from conversations.models import AssistantProfile
+
+    response = admin_client.post(
+        "/admin/conversations/assistantprofile/add/", {"system_prompt": "Be kind."}
+    )
+    assert response.status_code == 302
+    assert AssistantProfile.objects.get().system_prompt == "Be kind."
+    assert admin_client.get("/admin/conversations/assistantprofile/add/").status_code == 403
