@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatsite.exceptions import TransientError
+from chatsite.exceptions import ApplicationError, TransientError
 
 
 class LlmUnavailable(TransientError):
@@ -15,3 +15,18 @@ class LlmTimeout(LlmUnavailable):
     """No first token, or no next token, within the time limit."""
 
     code = "llm_timeout"
+
+
+class TemplateSlotMissing(ApplicationError):
+    """A template reply was rendered without the value of a required slot it uses."""
+
+    code = "template_slot_missing"
+    # The dialogue should have asked for the slot first: a bug on our side, not the user's.
+    status = 500
+
+
+class TemplateMissing(ApplicationError):
+    """The intent has no response template in the requested language."""
+
+    code = "template_missing"
+    status = 500

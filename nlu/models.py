@@ -1,0 +1,191 @@
+"""Intents and the slots each one needs; staff define both in the admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from nlu.templates import template_placeholders
+
+# Intent and slot names end up in templates ({meal}), classifier labels and Conversation.intent,
+# so they are plain snake_case identifiers.
+identifier_validator = RegexValidator(
+    r"^[a-z][a-z0-9_]*\Z",
+    "Use lowercase letters, digits and underscores, starting with a letter (e.g. order_meal).",
+)
+
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+
+class ReplyMode(models.TextChoices):
+    TEMPLATE = "template", "Template"
+    LLM = "llm", "Language model"
+
+
+class Intent(models.Model):
+    """Something a user wants to do, e.g. order_meal; its reply and its slots."""
+
+    name = models.CharField(
+        max_length=100,  # Conversation.intent and Message.intent hold this name
+        unique=True,
+        validators=[identifier_validator],
+    )
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(
+        blank=True, help_text="What users mean by it; also guides the model's classification."
+    )
+    reply_mode = models.CharField(
+        max_length=16,
+        choices=ReplyMode.choices,
+        default=ReplyMode.TEMPLATE,
+        help_text="Template: the reply is the template filled in. Language model: it writes the "
+        "reply, with the template as guidance.",
+    )
+    response_template_en = models.TextField(
+        "response template (English)",
+        blank=True,
+        help_text="{slot} is replaced by the slot's value; write {{ and }} for literal braces.",
+    )
+    response_template_zh = models.TextField(
+        "response template (Chinese)",
+        blank=True,
+        help_text="{slot} is replaced by the slot's value; write {{ and }} for literal braces.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    def response_template(self, language: str) -> str:
+        """The template for "en" or "zh"."""
+        return self.response_template_zh if language == "zh" else self.response_template_en
+
+    def clean(self) -> None:
+        # Placeholder *names* are checked against the slots by the admin's slot formset and by
+        # services.domain_load: the slots may be edited in the same request as the template.
+        errors: dict[str, str] = {}
+        for language in LANGUAGES:
+            field = f"response_template_{language}"
+            text = getattr(self, field)
+            try:
+                template_placeholders(text)
+            except ValueError as exc:
+                errors[field] = str(exc)
+            else:
+                if self.reply_mode == ReplyMode.TEMPLATE and not text.strip():
+                    errors[field] = "A template reply needs a template in every language."
+        if errors:
+            raise ValidationError(errors)
+
+
+class SlotType(models.TextChoices):
+    PHONE = "phone", "Phone number"
+    EMAIL = "email", "E-mail address"
+    ADDRESS = "address", "Postal address"
+    NUMBER = "number", "Number"
+    DATE = "date", "Date"
+    TEXT = "text", "Free text"
+    CHOICE = "choice", "One of a list"
+
+
+# Values of these types identify a person: they must be stored encrypted (conversations/pii.py).
+PERSONAL_SLOT_TYPES = frozenset({SlotType.PHONE, SlotType.EMAIL, SlotType.ADDRESS})
+
+
+class SlotDefinition(models.Model):
+    """One piece of information an intent needs, and the question that asks for it."""
+
+    intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="slots")
+    name = models.CharField(max_length=64, validators=[identifier_validator])
+    slot_type = models.CharField(max_length=16, choices=SlotType.choices, default=SlotType.TEXT)
+    choices = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Choice slots only: [{"value": "classic", "en": "Classic set", '
+        '"zh": "经典套餐"}, ...]. The value is stored; the label is shown.',
+    )
+    required = models.BooleanField(default=True)
+    # On by default: an unticked box that should have been ticked leaks data, the reverse does not.
+    is_personal_data = models.BooleanField(
+        "personal data",
+        default=True,
+        help_text="Stored encrypted and masked in logs. Always on for phone, e-mail and address.",
+    )
+    prompt_en = models.CharField("question (English)", max_length=500, blank=True)
+    prompt_zh = models.CharField("question (Chinese)", max_length=500, blank=True)
+    order = models.PositiveSmallIntegerField(
+        default=0, help_text="Missing slots are asked in this order."
+    )
+
+    class Meta:
+        # intent_id, not intent: ordering by the relation would join Intent for its own ordering.
+        ordering = ["intent_id", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["intent", "name"], name="slot_name_unique_per_intent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.intent_id}:{self.name}"
+
+    def prompt(self, language: str) -> str:
+        """The question for "en" or "zh"."""
+        return self.prompt_zh if language == "zh" else self.prompt_en
+
+    def choice_label(self, value: str, language: str) -> str:
+        """The label of a choice value in a language; the value itself if it is not a choice."""
+        for choice in self.choices or []:
+            if isinstance(choice, dict) and choice.get("value") == value:
+                return str(choice.get(language) or value)
+        return value
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.slot_type == SlotType.CHOICE:
+            problem = _choices_problem(self.choices)
+            if problem:
+                errors["choices"] = problem
+        elif self.choices:
+            errors["choices"] = "Only choice slots have choices; empty the list or change the type."
+        if self.slot_type in PERSONAL_SLOT_TYPES and not self.is_personal_data:
+            errors["is_personal_data"] = (
+                f"A {self.get_slot_type_display().lower()} is personal data: it must be stored "
+                "encrypted, so this box must stay ticked."
+            )
+        if self.required:
+            for language in LANGUAGES:
+                if not getattr(self, f"prompt_{language}").strip():
+                    errors[f"prompt_{language}"] = (
+                        "A required slot needs the question that asks for it."
+                    )
+        if errors:
+            raise ValidationError(errors)
+
+
+def _choices_problem(choices: Any) -> str:
+    """Why a choice slot's list is unusable, or "" when it is fine."""
+    example = '[{"value": "classic", "en": "Classic set", "zh": "经典套餐"}]'
+    if not isinstance(choices, list) or not choices:
+        return f"A choice slot needs a non-empty list of choices, e.g. {example}."
+    seen: set[str] = set()
+    for i, choice in enumerate(choices, start=1):
+        if not isinstance(choice, dict) or set(choice) != {"value", *LANGUAGES}:
+            return f"Choice {i} must have exactly the keys value, en and zh, e.g. {example}."
+        if not all(isinstance(v, str) and v.strip() for v in choice.values()):
+            return f"Choice {i}: value, en and zh must be non-empty text."
+        value = choice["value"]
+        try:
+            identifier_validator(value)
+        except ValidationError:
+            return f"Choice {i}: the value {value!r} must be lowercase snake_case (e.g. classic)."
+        if value in seen:
+            return f"Choice {i}: the value {value!r} appears twice."
+        seen.add(value)
+    return ""
