@@ -10,7 +10,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from conversations import selectors, states
@@ -93,18 +92,19 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
     # Every query here runs while the conversation row is locked, on the one thread Channels
     # gives the ORM: 8 statements, BEGIN and COMMIT included (bench/ws_stream.py counts them).
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-    found = list(
-        conversation.messages.filter(
-            Q(client_id=client_id) | Q(role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING)
-        ).select_related("reply")
-    )
-    existing = next((m for m in found if m.client_id == client_id), None)
+    existing = conversation.messages.filter(client_id=client_id).select_related("reply").first()
     if existing is not None:
         return TurnStarted(user_message=existing, reply=existing.reply, created=False)
 
     moves: list[states.Transition] = []
-    running = next((m for m in found if m.status == MessageStatus.STREAMING), None)
-    if running is not None:
+    # Read after the lock is held, in a statement of its own: joined into the locking SELECT,
+    # PostgreSQL would show the reply as of before the wait (a race that let two turns run).
+    running = (
+        Message.objects.filter(pk=conversation.streaming_reply_id).first()
+        if conversation.streaming_reply_id
+        else None
+    )
+    if running is not None and running.status == MessageStatus.STREAMING:
         if not is_stale(running):
             raise TurnInProgress(
                 "The previous reply is still being written",
@@ -152,7 +152,8 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
     conversation.last_active = timezone.now()
     if not conversation.title:
         conversation.title = text[:TITLE_CHARS]
-    conversation.save(update_fields=["state", "last_active", "title"])
+    conversation.streaming_reply = reply
+    conversation.save(update_fields=["state", "last_active", "title", "streaming_reply"])
     states.record(conversation.pk, [*moves, *([move] if move else [])])
     history = [
         (role, old_text)
@@ -191,9 +192,12 @@ def replies_recover_stale() -> int:
     """
     limit = timezone.now() - timedelta(seconds=settings.CHAT_STALE_TURN_SECONDS)
     recovered = 0
+    running = Conversation.objects.filter(streaming_reply__isnull=False).values(
+        "streaming_reply_id"
+    )
     stale_ids = list(
         Message.objects.filter(
-            role=MessageRole.ASSISTANT, status=MessageStatus.STREAMING, updated_at__lt=limit
+            pk__in=running, status=MessageStatus.STREAMING, updated_at__lt=limit
         ).values_list("pk", flat=True)[:500]
     )
     for reply_id in stale_ids:
@@ -209,16 +213,21 @@ def replies_recover_stale() -> int:
             reply.error_code = "turn_stale"
             reply.save(update_fields=["status", "error_code", "updated_at"])
             conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
+            moves = []
             if conversation.state != ConversationState.ERROR:
-                move = states.happened(
-                    conversation.pk,
-                    conversation.state,
-                    ConversationState.ERROR,
-                    reason="turn_stale",
+                moves.append(
+                    states.happened(
+                        conversation.pk,
+                        conversation.state,
+                        ConversationState.ERROR,
+                        reason="turn_stale",
+                    )
                 )
                 conversation.state = ConversationState.ERROR
-                conversation.save(update_fields=["state"])
-                states.record(conversation.pk, [move])
+            if conversation.streaming_reply_id == reply.pk:
+                conversation.streaming_reply = None
+            conversation.save(update_fields=["state", "streaming_reply"])
+            states.record(conversation.pk, moves)
             recovered += 1
     if recovered:
         logger.warning("stale turns recovered", extra={"count": recovered})
@@ -231,12 +240,14 @@ def assistant_profile_save(profile: AssistantProfile) -> None:
     cache.delete(selectors.SYSTEM_PROMPT_CACHE_KEY)
 
 
-def conversation_mark_generating(*, conversation_id: int) -> bool:
+def conversation_mark_generating(*, conversation_id: int, reply_id: int) -> bool:
     """The first token has arrived (one conditional UPDATE); False if the state did not allow it.
 
     The move is stored with the turn's other moves when the reply ends (reply_finish).
     """
-    return states.transition_in_db(conversation_id, ConversationState.GENERATING)
+    return states.transition_in_db(
+        conversation_id, ConversationState.GENERATING, only_if={"streaming_reply_id": reply_id}
+    )
 
 
 @dataclass(frozen=True)
@@ -278,7 +289,13 @@ def reply_finish(
             is_fallback=outcome.is_fallback,
             updated_at=now,
         )
-        if states.transition_in_db(conversation_id, ended, last_active=now):
+        if states.transition_in_db(
+            conversation_id,
+            ended,
+            only_if={"streaming_reply_id": reply_id},
+            last_active=now,
+            streaming_reply=None,
+        ):
             reason = outcome.error_code or "reply_done"
             last = states.happened(conversation_id, from_state, ended, reason=reason, at=now)
             states.record(conversation_id, [*moves, last])

@@ -89,12 +89,15 @@ def sources_of(to: str) -> frozenset[str]:
     return frozenset(state for state, targets in ALLOWED.items() if to in targets) | {to}
 
 
-def transition_in_db(conversation_id: int, to: str, **fields: object) -> bool:
+def transition_in_db(
+    conversation_id: int, to: str, *, only_if: dict[str, object] | None = None, **fields: object
+) -> bool:
     """Move a stored conversation to `to` in one conditional UPDATE (no read, no lock).
 
-    Returns False, changing nothing, when its current state may not move to `to`.
+    Returns False, changing nothing, when its current state may not move to `to` or the row
+    does not match `only_if` (e.g. the turn it belongs to is no longer the running one).
     """
-    updated = Conversation.objects.filter(pk=conversation_id, state__in=sources_of(to)).update(
-        state=to, **fields
-    )
+    updated = Conversation.objects.filter(
+        pk=conversation_id, state__in=sources_of(to), **(only_if or {})
+    ).update(state=to, **fields)
     return updated == 1

@@ -126,7 +126,9 @@ async def _run_reply(
                 first_token_at = timezone.now()
                 # Recorded off the token path; awaited before the reply is stored.
                 generating = asyncio.create_task(
-                    database_sync_to_async(_mark_generating_unless_ended)(conversation_pk, ended)
+                    database_sync_to_async(_mark_generating_unless_ended)(
+                        conversation_pk, reply_pk, ended
+                    )
                 )
             stream.push(piece)
     except (LlmUnavailable, ApplicationError) as exc:
@@ -209,7 +211,9 @@ async def _run_reply(
     )
 
 
-def _mark_generating_unless_ended(conversation_pk: int, ended: threading.Event) -> bool:
+def _mark_generating_unless_ended(
+    conversation_pk: int, reply_pk: int, ended: threading.Event
+) -> bool:
     """Record the first token, unless the reply ended before this hop got its turn.
 
     Under load the database hops queue up behind other turns' starts (bench/ws_stream.py: by
@@ -219,7 +223,7 @@ def _mark_generating_unless_ended(conversation_pk: int, ended: threading.Event) 
     """
     if ended.is_set():
         return False
-    return services.conversation_mark_generating(conversation_id=conversation_pk)
+    return services.conversation_mark_generating(conversation_id=conversation_pk, reply_id=reply_pk)
 
 
 def _ms_since(start: float) -> int:

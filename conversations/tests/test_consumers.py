@@ -488,7 +488,9 @@ async def test_a_stale_turn_from_a_dead_process_is_recovered(
         Message.objects.filter(pk=stuck.pk).update(
             updated_at=timezone.now() - timezone.timedelta(minutes=5)
         )
-        Conversation.objects.filter(pk=anon_conversation.pk).update(state="generating")
+        Conversation.objects.filter(pk=anon_conversation.pk).update(
+            state="generating", streaming_reply=stuck
+        )
 
     await database_sync_to_async(leave_a_stuck_turn)()
     ws = await _connect(anon_conversation, anon_session.session_key)

@@ -80,7 +80,9 @@ def test_reply_finish_stores_the_reply_once_and_ends_the_turn(anon_conversation)
     started = services.turn_start(
         conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4()
     )
-    services.conversation_mark_generating(conversation_id=anon_conversation.pk)
+    services.conversation_mark_generating(
+        conversation_id=anon_conversation.pk, reply_id=started.reply.pk
+    )
     outcome = services.ReplyOutcome(
         text="Hello!", status="complete", token_count=2, ttft_ms=40, total_ms=90
     )
@@ -201,7 +203,9 @@ def test_a_turn_stores_its_moves_with_timestamps(anon_conversation):
     started = services.turn_start(
         conversation_id=anon_conversation.pk, text="hi", client_id=uuid.uuid4()
     )
-    assert services.conversation_mark_generating(conversation_id=anon_conversation.pk)
+    assert services.conversation_mark_generating(
+        conversation_id=anon_conversation.pk, reply_id=started.reply.pk
+    )
     first = states.happened(anon_conversation.pk, "calling_ai", "generating", reason="first_token")
 
     # when
@@ -264,3 +268,28 @@ def test_the_admin_edits_the_system_prompt(admin_client):
     assert response.status_code == 302
     assert AssistantProfile.objects.get().system_prompt == "Be kind."
     assert admin_client.get("/admin/conversations/assistantprofile/add/").status_code == 403
+
+
+def test_a_late_finish_of_a_recovered_turn_leaves_the_new_turn_alone(anon_conversation, settings):
+    # given a turn recovered as stale and a new turn already running
+    settings.CHAT_STALE_TURN_SECONDS = 0
+    old = services.turn_start(
+        conversation_id=anon_conversation.pk, text="one", client_id=uuid.uuid4()
+    )
+    new = services.turn_start(
+        conversation_id=anon_conversation.pk, text="two", client_id=uuid.uuid4()
+    )
+    assert new.created
+
+    # when the old turn's process finally finishes
+    outcome = services.ReplyOutcome(
+        text="late", status="complete", token_count=1, ttft_ms=1, total_ms=2
+    )
+    services.reply_finish(
+        reply_id=old.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome
+    )
+
+    # then the new turn still owns the conversation
+    anon_conversation.refresh_from_db()
+    assert anon_conversation.streaming_reply_id == new.reply.pk
+    assert anon_conversation.state == ConversationState.CALLING_AI

@@ -24,7 +24,9 @@ def _stuck_reply(conversation: Conversation, minutes_ago: int) -> Message:
     Message.objects.filter(pk=reply.pk).update(
         updated_at=timezone.now() - timezone.timedelta(minutes=minutes_ago)
     )
-    Conversation.objects.filter(pk=conversation.pk).update(state=ConversationState.GENERATING)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        state=ConversationState.GENERATING, streaming_reply=reply
+    )
     return reply
 
 
