@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,11 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 
+from testkit.processes import child_env, free_port
 from testkit.scripted_llm import ScriptedLlm
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,26 +45,6 @@ class DaphneServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def database_url() -> str:
-    """The current default database as a DATABASE_URL (the test database inside a test)."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        user = quote(db.get("USER") or "postgres", safe="")
-        password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-        host = db.get("HOST") or "127.0.0.1"
-        port = db.get("PORT") or 5432
-        return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
-    raise NotImplementedError(f"no DATABASE_URL for {db['ENGINE']}")
-
-
 def _wait_healthy(server: DaphneServer, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -88,18 +67,13 @@ def daphne_server(transactional_db: None, scripted_llm: ScriptedLlm) -> Iterator
     Function-scoped on purpose: it must stop before pytest-django flushes (and at the end drops)
     the test database, which PostgreSQL refuses while another process is connected.
     """
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "DATABASE_URL": database_url(),
-        "LLM_BASE_URL": scripted_llm.base_url,
-        "LLM_MODEL": "scripted",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
+    port = free_port()
+    env = child_env(
+        LLM_BASE_URL=scripted_llm.base_url,
+        LLM_MODEL="scripted",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
     env.pop(ASYNC_UNSAFE, None)  # the server is async for real; only the test process needs it
     log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)
     process = subprocess.Popen(
