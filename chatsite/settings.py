@@ -258,6 +258,9 @@ CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 20)
 CHAT_STREAM_LOG_TTL = env_int("CHAT_STREAM_LOG_TTL", 3600)
 # A reply still "streaming" after this long belongs to a dead process and is recovered.
 CHAT_STALE_TURN_SECONDS = env_int("CHAT_STALE_TURN_SECONDS", 120)
+# After this much silence a conversation's next turn starts fresh: intent, context and the
+# model's memory reset; the messages stay readable.
+CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 30)
 
 # --- Logging: JSON lines, never message text at INFO -------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -43,6 +43,9 @@ class Conversation(models.Model):
     # What the user is trying to do, and what the dialogue has gathered (issue 3 fills these).
     intent = models.CharField(max_length=100, blank=True)
     context = models.JSONField(default=dict, blank=True)
+    # The model remembers messages from this sequence on: after CHAT_SESSION_IDLE_MINUTES of
+    # silence a new turn starts fresh (intent, context and prompt history), the history stays.
+    memory_from_sequence = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     last_active = models.DateTimeField(auto_now_add=True, db_index=True)
 

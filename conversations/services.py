@@ -134,6 +134,17 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         )[: settings.LLM_HISTORY_MESSAGES]
     )
     last = recent[0][0] if recent else 0
+    now = timezone.now()
+    if last and conversation.last_active < now - timedelta(
+        minutes=settings.CHAT_SESSION_IDLE_MINUTES
+    ):
+        conversation.memory_from_sequence = last + 1
+        conversation.intent = ""
+        conversation.context = {}
+        logger.info(
+            "conversation memory reset after idle",
+            extra={"conversation_id": str(conversation.public_id)},
+        )
     user_message = Message.objects.create(
         conversation=conversation,
         sequence=last + 1,
@@ -149,16 +160,28 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         reply_to=user_message,
     )
     move = states.transition(conversation, ConversationState.CALLING_AI, reason="message")
-    conversation.last_active = timezone.now()
+    conversation.last_active = now
     if not conversation.title:
         conversation.title = text[:TITLE_CHARS]
     conversation.streaming_reply = reply
-    conversation.save(update_fields=["state", "last_active", "title", "streaming_reply"])
+    conversation.save(
+        update_fields=[
+            "state",
+            "last_active",
+            "title",
+            "streaming_reply",
+            "memory_from_sequence",
+            "intent",
+            "context",
+        ]
+    )
     states.record(conversation.pk, [*moves, *([move] if move else [])])
     history = [
         (role, old_text)
-        for _, role, old_text, is_fallback in recent
-        if old_text and not (role == MessageRole.ASSISTANT and is_fallback)
+        for sequence, role, old_text, is_fallback in recent
+        if sequence >= conversation.memory_from_sequence
+        and old_text
+        and not (role == MessageRole.ASSISTANT and is_fallback)
     ]
     prompt = build_prompt([(MessageRole.USER, text), *history])
     return TurnStarted(user_message=user_message, reply=reply, created=True, prompt=prompt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from conversations import services, states
 from conversations.exceptions import EmptyMessage, IllegalTransition, MessageTooLong, TurnInProgress
@@ -293,3 +294,52 @@ def test_a_late_finish_of_a_recovered_turn_leaves_the_new_turn_alone(anon_conver
     anon_conversation.refresh_from_db()
     assert anon_conversation.streaming_reply_id == new.reply.pk
     assert anon_conversation.state == ConversationState.CALLING_AI
+
+
+def test_after_an_idle_spell_a_turn_starts_fresh_but_the_history_stays(anon_conversation, settings):
+    # given an earlier exchange, then an hour of silence
+    settings.CHAT_SESSION_IDLE_MINUTES = 30
+    first = services.turn_start(
+        conversation_id=anon_conversation.pk, text="I want two set meals", client_id=uuid.uuid4()
+    )
+    outcome = services.ReplyOutcome(
+        text="Which set?", status="complete", token_count=2, ttft_ms=1, total_ms=2
+    )
+    services.reply_finish(
+        reply_id=first.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome
+    )
+    Conversation.objects.filter(pk=anon_conversation.pk).update(
+        intent="order_meal",
+        context={"quantity": "2"},
+        last_active=timezone.now() - timezone.timedelta(hours=1),
+    )
+
+    # when the user writes again
+    again = services.turn_start(
+        conversation_id=anon_conversation.pk, text="hello", client_id=uuid.uuid4()
+    )
+
+    # then the model does not see the old exchange, the dialogue state is reset, and the
+    # messages are all still there
+    assert [m["content"] for m in again.prompt[1:]] == ["hello"]
+    anon_conversation.refresh_from_db()
+    assert (anon_conversation.intent, anon_conversation.context) == ("", {})
+    assert anon_conversation.memory_from_sequence == 3
+    assert anon_conversation.messages.count() == 4
+
+
+def test_a_quick_reply_keeps_the_memory(anon_conversation, settings):
+    settings.CHAT_SESSION_IDLE_MINUTES = 30
+    first = services.turn_start(
+        conversation_id=anon_conversation.pk, text="I am Ann", client_id=uuid.uuid4()
+    )
+    outcome = services.ReplyOutcome(
+        text="Hi Ann", status="complete", token_count=2, ttft_ms=1, total_ms=2
+    )
+    services.reply_finish(
+        reply_id=first.reply.pk, conversation_id=anon_conversation.pk, outcome=outcome
+    )
+    again = services.turn_start(
+        conversation_id=anon_conversation.pk, text="who am I?", client_id=uuid.uuid4()
+    )
+    assert [m["content"] for m in again.prompt[1:]] == ["I am Ann", "Hi Ann", "who am I?"]
