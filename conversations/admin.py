@@ -11,6 +11,8 @@ from conversations.models import (
     ConversationTransition,
     FallbackReply,
     Message,
+    SlotChange,
+    SlotValue,
 )
 
 
@@ -47,6 +49,30 @@ class TransitionInline(admin.TabularInline):
         return False
 
 
+class SlotValueInline(admin.TabularInline):
+    """Slots as staff may see them: masked, never the decrypted value."""
+
+    model = SlotValue
+    fields = ("name", "kind", "masked", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+class SlotChangeInline(admin.TabularInline):
+    model = SlotChange
+    fields = ("at", "name", "old_masked", "new_masked")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("public_id", "title", "user", "state", "last_active", "created_at")
@@ -63,7 +89,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "created_at",
         "last_active",
     )
-    inlines = [MessageInline, TransitionInline]
+    inlines = [MessageInline, SlotValueInline, SlotChangeInline, TransitionInline]
 
 
 @admin.register(FallbackReply)

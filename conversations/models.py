@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from conversations.fields import EncryptedTextField
+
 
 class ConversationState(models.TextChoices):
     WAITING_INPUT = "waiting_input", "Waiting for input"
@@ -165,3 +167,44 @@ class AssistantProfile(models.Model):
 
     def __str__(self) -> str:
         return "Assistant profile"
+
+
+class SlotValue(models.Model):
+    """A slot's current value in a conversation; encrypted at rest, searchable by blind index."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="slots")
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)  # nlu.SlotDefinition types: phone, email, address, ...
+    value = EncryptedTextField()
+    # HMAC of the normalised value (pii.blind_index) for personal kinds: find a conversation by a
+    # phone number typed in any format without storing or scanning plaintext.
+    blind_index = models.CharField(max_length=64, blank=True, db_index=True)
+    masked = models.CharField(max_length=200)  # what staff and logs may see: 139****5678
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["conversation", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "name"], name="slot_value_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.masked}"
+
+
+class SlotChange(models.Model):
+    """A slot filled or corrected: part of the conversation's history, masked values only."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="slot_changes"
+    )
+    name = models.CharField(max_length=64)
+    old_masked = models.CharField(max_length=200, blank=True)
+    new_masked = models.CharField(max_length=200)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.old_masked} -> {self.new_masked}"

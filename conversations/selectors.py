@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from conversations import pii
 from conversations.models import (
     AssistantProfile,
     Conversation,
@@ -106,3 +107,8 @@ def system_prompt() -> str:
         prompt = stored or settings.LLM_SYSTEM_PROMPT
         cache.set(SYSTEM_PROMPT_CACHE_KEY, prompt, 300)
     return prompt
+
+
+def conversation_find_by_slot(value: str, kind: str) -> QuerySet[Conversation]:
+    """Conversations holding a personal slot equal to `value` in any spelling (blind index)."""
+    return Conversation.objects.filter(slots__blind_index=pii.blind_index(value, kind)).distinct()

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import selectors, states
+from conversations import pii, selectors, states
 from conversations.exceptions import EmptyMessage, MessageTooLong, TurnInProgress
 from conversations.models import (
     AssistantProfile,
@@ -21,6 +21,8 @@ from conversations.models import (
     Message,
     MessageRole,
     MessageStatus,
+    SlotChange,
+    SlotValue,
 )
 from conversations.selectors import Actor, is_stale
 from nlu.llm import ChatMessage
@@ -327,3 +329,42 @@ def reply_finish(
             # on meanwhile: keep its state, record the activity.
             Conversation.objects.filter(pk=conversation_id).update(last_active=now)
             states.record(conversation_id, list(moves))
+
+
+def slot_set(
+    *, conversation_id: int, name: str, kind: str, value: str, personal: bool
+) -> SlotValue:
+    """Fill or correct a slot; the change joins the conversation's history, masked.
+
+    Personal values are encrypted at rest (the field) and get a blind index for lookups; nothing
+    but the masked form is ever logged or kept in the history.
+    """
+    pii_kind = kind if kind in pii.KINDS else "text"
+    masked = pii.mask(value, pii_kind) if personal else value[:200]
+    index = pii.blind_index(value, pii_kind) if personal else ""
+    with transaction.atomic():
+        current = (
+            SlotValue.objects.select_for_update()
+            .filter(conversation_id=conversation_id, name=name)
+            .first()
+        )
+        if current is not None and current.value == value:
+            return current
+        old_masked = current.masked if current is not None else ""
+        if current is None:
+            current = SlotValue(conversation_id=conversation_id, name=name)
+        current.kind, current.value, current.masked, current.blind_index = (
+            kind,
+            value,
+            masked,
+            index,
+        )
+        current.save()
+        SlotChange.objects.create(
+            conversation_id=conversation_id, name=name, old_masked=old_masked, new_masked=masked
+        )
+    logger.info(
+        "slot corrected" if old_masked else "slot filled",
+        extra={"conversation_pk": conversation_id, "slot": name, "value": masked},
+    )
+    return current

@@ -1,0 +1,188 @@
+"""Slot values: encrypted at rest, found by blind index, corrections kept as masked history.
+
+Includes the canary scan: after storing known personal data, neither a database dump nor any
+log line contains it in plaintext.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from conversations import services
+from conversations.models import Conversation, SlotValue
+from conversations.selectors import conversation_find_by_slot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = "+86 139 1234 5678"
+PHONE_FORMS = ["13912345678", "139-1234-5678", "+86 139 1234 5678"]
+ADDRESS = "上海市浦东新区世纪大道100号"
+EMAIL = "ann.canary@example.com"
+
+
+def test_a_slot_is_encrypted_in_the_table_and_plain_in_python(anon_conversation):
+    # when
+    services.slot_set(
+        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
+    )
+
+    # then the column holds a token, the model gives the value back, staff see the mask
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT value, masked FROM conversations_slotvalue")
+        raw, masked = cursor.fetchone()
+    assert "1234" not in raw and raw.startswith("gAAAA")
+    assert masked == "139****5678"
+    assert SlotValue.objects.get().value == PHONE
+
+
+def test_a_conversation_is_found_by_phone_in_any_format(anon_conversation, anon_session):
+    other = Conversation.objects.create(session_key=anon_session.session_key)
+    services.slot_set(
+        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
+    )
+    services.slot_set(
+        conversation_id=other.pk, name="phone", kind="phone", value="13800138000", personal=True
+    )
+    for form in PHONE_FORMS:
+        assert list(conversation_find_by_slot(form, "phone")) == [anon_conversation]
+
+
+def test_a_correction_overwrites_and_is_kept_as_masked_history(anon_conversation):
+    # given
+    services.slot_set(
+        conversation_id=anon_conversation.pk,
+        name="phone",
+        kind="phone",
+        value="13800138000",
+        personal=True,
+    )
+    services.slot_set(
+        conversation_id=anon_conversation.pk,
+        name="quantity",
+        kind="number",
+        value="1",
+        personal=False,
+    )
+
+    # when the user changes their mind ("不对，手机号是 139...", "actually make it two")
+    services.slot_set(
+        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
+    )
+    services.slot_set(
+        conversation_id=anon_conversation.pk,
+        name="quantity",
+        kind="number",
+        value="2",
+        personal=False,
+    )
+    services.slot_set(
+        conversation_id=anon_conversation.pk,
+        name="quantity",
+        kind="number",
+        value="2",
+        personal=False,
+    )
+
+    # then one value per slot, and the history says what changed without the plaintext
+    values = {s.name: s.value for s in SlotValue.objects.all()}
+    assert values == {"phone": PHONE, "quantity": "2"}
+    history = list(anon_conversation.slot_changes.values_list("name", "old_masked", "new_masked"))
+    assert history == [
+        ("phone", "", "138****8000"),
+        ("quantity", "", "1"),
+        ("phone", "138****8000", "139****5678"),
+        ("quantity", "1", "2"),
+    ]
+
+
+def _console_handler() -> logging.Handler:
+    return next(h for h in logging.getLogger().handlers if h.filters)
+
+
+def test_canary_personal_data_is_in_no_dump_and_no_log_line(anon_conversation, tmp_path):
+    # given log output captured through the product's own console handler (with its filter)
+    handler = _console_handler()
+    captured = io.StringIO()
+    previous = handler.setStream(captured)  # type: ignore[attr-defined]
+    try:
+        # when known personal data is stored and mentioned in logs
+        services.slot_set(
+            conversation_id=anon_conversation.pk,
+            name="phone",
+            kind="phone",
+            value=PHONE,
+            personal=True,
+        )
+        services.slot_set(
+            conversation_id=anon_conversation.pk,
+            name="address",
+            kind="address",
+            value=ADDRESS,
+            personal=True,
+        )
+        services.slot_set(
+            conversation_id=anon_conversation.pk,
+            name="email",
+            kind="email",
+            value=EMAIL,
+            personal=True,
+        )
+        logging.getLogger("conversations").warning(
+            "user said %s, ship to %s, mail %s", PHONE, ADDRESS, EMAIL
+        )
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+
+    # then the database, dumped whole, holds none of it
+    db = settings.DATABASES["default"]
+    if connection.vendor == "postgresql":
+        dump = subprocess.run(
+            [
+                "pg_dump",
+                "-h",
+                db.get("HOST") or "127.0.0.1",
+                "-p",
+                str(db.get("PORT") or 5432),
+                "-U",
+                db.get("USER") or "postgres",
+                "--data-only",
+                db["NAME"],
+            ],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout.decode("utf-8", "replace")
+    else:
+        connection.close()
+        dump = Path(db["NAME"]).read_bytes().decode("utf-8", "replace")
+    logs = captured.getvalue()
+    assert "slot filled" in logs and "139****5678" in logs
+    for text, where in ((dump, "database dump"), (logs, "log output")):
+        for canary in [
+            "13912345678",
+            "139 1234 5678",
+            "1234 5678",
+            ADDRESS,
+            "世纪大道",
+            EMAIL,
+            "ann.canary",
+        ]:
+            assert canary not in text, f"{canary!r} in the {where}"
+
+
+def test_the_admin_shows_slots_masked_only(admin_client, anon_conversation):
+    services.slot_set(
+        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
+    )
+    page = admin_client.get(f"/admin/conversations/conversation/{anon_conversation.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "139****5678" in html
+    assert "1234 5678" not in html and "13912345678" not in html
