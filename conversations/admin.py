@@ -16,7 +16,20 @@ from conversations.models import (
 )
 
 
-class MessageInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """History shown to staff as it happened: nothing added, edited or deleted here."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+class MessageInline(ReadOnlyInline):
     model = Message
     fields = (
         "sequence",
@@ -28,49 +41,25 @@ class MessageInline(admin.TabularInline):
         "total_ms",
         "token_count",
     )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ("sequence",)
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
 
-
-class TransitionInline(admin.TabularInline):
+class TransitionInline(ReadOnlyInline):
     model = ConversationTransition
     fields = ("at", "from_state", "to_state", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ("at", "pk")
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
 
-
-class SlotValueInline(admin.TabularInline):
+class SlotValueInline(ReadOnlyInline):
     """Slots as staff may see them: masked, never the decrypted value."""
 
     model = SlotValue
     fields = ("name", "kind", "masked", "updated_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
 
 
-class SlotChangeInline(admin.TabularInline):
+class SlotChangeInline(ReadOnlyInline):
     model = SlotChange
     fields = ("at", "name", "old_masked", "new_masked")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(Conversation)

@@ -21,6 +21,13 @@ from conversations.selectors import conversation_find_by_slot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+def fill(conversation, name: str, kind: str, value: str, *, personal: bool = True):  # type: ignore[no-untyped-def]
+    return services.slot_set(
+        conversation_id=conversation.pk, name=name, kind=kind, value=value, personal=personal
+    )
+
+
 PHONE = "+86 139 1234 5678"
 PHONE_FORMS = ["13912345678", "139-1234-5678", "+86 139 1234 5678"]
 ADDRESS = "上海市浦东新区世纪大道100号"
@@ -29,9 +36,7 @@ EMAIL = "ann.canary@example.com"
 
 def test_a_slot_is_encrypted_in_the_table_and_plain_in_python(anon_conversation):
     # when
-    services.slot_set(
-        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
-    )
+    fill(anon_conversation, "phone", "phone", PHONE)
 
     # then the column holds a token, the model gives the value back, staff see the mask
     with connection.cursor() as cursor:
@@ -44,51 +49,21 @@ def test_a_slot_is_encrypted_in_the_table_and_plain_in_python(anon_conversation)
 
 def test_a_conversation_is_found_by_phone_in_any_format(anon_conversation, anon_session):
     other = Conversation.objects.create(session_key=anon_session.session_key)
-    services.slot_set(
-        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
-    )
-    services.slot_set(
-        conversation_id=other.pk, name="phone", kind="phone", value="13800138000", personal=True
-    )
+    fill(anon_conversation, "phone", "phone", PHONE)
+    fill(other, "phone", "phone", "13800138000")
     for form in PHONE_FORMS:
         assert list(conversation_find_by_slot(form, "phone")) == [anon_conversation]
 
 
 def test_a_correction_overwrites_and_is_kept_as_masked_history(anon_conversation):
     # given
-    services.slot_set(
-        conversation_id=anon_conversation.pk,
-        name="phone",
-        kind="phone",
-        value="13800138000",
-        personal=True,
-    )
-    services.slot_set(
-        conversation_id=anon_conversation.pk,
-        name="quantity",
-        kind="number",
-        value="1",
-        personal=False,
-    )
+    fill(anon_conversation, "phone", "phone", "13800138000")
+    fill(anon_conversation, "quantity", "number", "1", personal=False)
 
     # when the user changes their mind ("不对，手机号是 139...", "actually make it two")
-    services.slot_set(
-        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
-    )
-    services.slot_set(
-        conversation_id=anon_conversation.pk,
-        name="quantity",
-        kind="number",
-        value="2",
-        personal=False,
-    )
-    services.slot_set(
-        conversation_id=anon_conversation.pk,
-        name="quantity",
-        kind="number",
-        value="2",
-        personal=False,
-    )
+    fill(anon_conversation, "phone", "phone", PHONE)
+    fill(anon_conversation, "quantity", "number", "2", personal=False)
+    fill(anon_conversation, "quantity", "number", "2", personal=False)
 
     # then one value per slot, and the history says what changed without the plaintext
     values = {s.name: s.value for s in SlotValue.objects.all()}
@@ -113,27 +88,9 @@ def test_canary_personal_data_is_in_no_dump_and_no_log_line(anon_conversation, t
     previous = handler.setStream(captured)  # type: ignore[attr-defined]
     try:
         # when known personal data is stored and mentioned in logs
-        services.slot_set(
-            conversation_id=anon_conversation.pk,
-            name="phone",
-            kind="phone",
-            value=PHONE,
-            personal=True,
-        )
-        services.slot_set(
-            conversation_id=anon_conversation.pk,
-            name="address",
-            kind="address",
-            value=ADDRESS,
-            personal=True,
-        )
-        services.slot_set(
-            conversation_id=anon_conversation.pk,
-            name="email",
-            kind="email",
-            value=EMAIL,
-            personal=True,
-        )
+        fill(anon_conversation, "phone", "phone", PHONE)
+        fill(anon_conversation, "address", "address", ADDRESS)
+        fill(anon_conversation, "email", "email", EMAIL)
         logging.getLogger("conversations").warning(
             "user said %s, ship to %s, mail %s", PHONE, ADDRESS, EMAIL
         )
@@ -178,9 +135,7 @@ def test_canary_personal_data_is_in_no_dump_and_no_log_line(anon_conversation, t
 
 
 def test_the_admin_shows_slots_masked_only(admin_client, anon_conversation):
-    services.slot_set(
-        conversation_id=anon_conversation.pk, name="phone", kind="phone", value=PHONE, personal=True
-    )
+    fill(anon_conversation, "phone", "phone", PHONE)
     page = admin_client.get(f"/admin/conversations/conversation/{anon_conversation.pk}/change/")
     html = page.content.decode()
     assert page.status_code == 200
