@@ -187,6 +187,7 @@ class SlotValue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "name"], name="slot_value_unique")
         ]
+        permissions = [("reveal_slotvalue", "Can reveal decrypted personal data in slot values")]
 
     def __str__(self) -> str:
         return f"{self.name}={self.masked}"
@@ -208,3 +209,56 @@ class SlotChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.old_masked} -> {self.new_masked}"
+
+
+class PersonalDataReveal(models.Model):
+    """Audit record: a staff member saw a decrypted personal value (who, when, which field)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too: the record must outlive the staff account and the conversation.
+    username = models.CharField(max_length=150)
+    conversation_public_id = models.UUIDField()
+    slot_name = models.CharField(max_length=64)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.username} revealed {self.slot_name} of {self.conversation_public_id}"
+
+
+class PickupCode(models.Model):
+    """A one-time code that lets another device open a conversation (stored hashed)."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="pickup_codes"
+    )
+    # SHA-256 of the code: a database reader cannot use a code that is still valid.
+    code_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"pickup code for {self.conversation_id}"
+
+
+class ConversationGrant(models.Model):
+    """Another anonymous browser session that may open the conversation (a redeemed code)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="grants")
+    session_key = models.CharField(max_length=40, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "session_key"], name="grant_unique_per_session"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_key[:6]}… may open {self.conversation_id}"

@@ -86,6 +86,23 @@ class Intent(models.Model):
             raise ValidationError(errors)
 
 
+class IntentExample(models.Model):
+    """A sentence a user might say for an intent; the classifier and LLM prompt learn from it."""
+
+    intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="examples")
+    text = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["intent_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["intent", "text"], name="example_unique_per_intent")
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class SlotType(models.TextChoices):
     PHONE = "phone", "Phone number"
     EMAIL = "email", "E-mail address"
