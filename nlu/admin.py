@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from nlu.models import LANGUAGES, Intent, SlotDefinition
-from nlu.services import intent_template_errors
+from nlu.models import Intent, IntentExample, SlotDefinition
+from nlu.services import intent_template_errors, intent_templates
 from nlu.templates import template_placeholders
 
 
@@ -28,13 +28,12 @@ class SlotInlineFormSet(forms.BaseInlineFormSet):
         # self.instance is the intent built from the submitted form, templates included. A
         # template that does not parse is already reported on its own field (Intent.clean).
         templates = {}
-        for lang in LANGUAGES:
-            text = self.instance.response_template(lang)
+        for field, text in intent_templates(self.instance).items():
             try:
                 template_placeholders(text)
             except ValueError:
                 continue
-            templates[f"response_template_{lang}"] = text
+            templates[field] = text
         errors = intent_template_errors(templates=templates, slot_names=names)
         if errors:
             raise ValidationError(
@@ -48,6 +47,8 @@ class SlotDefinitionInline(admin.TabularInline):
     fields = (
         "order",
         "name",
+        "label_en",
+        "label_zh",
         "slot_type",
         "required",
         "is_personal_data",
@@ -59,6 +60,15 @@ class SlotDefinitionInline(admin.TabularInline):
     extra = 0
 
 
+class IntentExampleInline(admin.TabularInline):
+    """Sentences users say for the intent: the classifier's training data and the LLM's examples."""
+
+    model = IntentExample
+    fields = ("text", "created_at")
+    readonly_fields = ("created_at",)
+    extra = 1
+
+
 @admin.register(Intent)
 class IntentAdmin(admin.ModelAdmin):
     list_display = ("name", "display_name", "reply_mode", "active", "slot_count", "updated_at")
@@ -68,9 +78,10 @@ class IntentAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "display_name", "description", "active")}),
         ("Reply", {"fields": ("reply_mode", "response_template_en", "response_template_zh")}),
+        ("Confirmation", {"fields": ("confirm_template_en", "confirm_template_zh")}),
         (None, {"fields": ("created_at", "updated_at")}),
     )
-    inlines = [SlotDefinitionInline]
+    inlines = [SlotDefinitionInline, IntentExampleInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Intent]:
         # One COUNT per page in the same query, instead of one per row.

@@ -54,6 +54,17 @@ class Intent(models.Model):
         blank=True,
         help_text="{slot} is replaced by the slot's value; write {{ and }} for literal braces.",
     )
+    confirm_template_en = models.TextField(
+        "confirmation question (English)",
+        blank=True,
+        help_text="Asked once every required slot is filled, before the intent completes, e.g. "
+        '"{quantity} × {meal} to {address}, is that right?". Empty: a list of the slots.',
+    )
+    confirm_template_zh = models.TextField(
+        "confirmation question (Chinese)",
+        blank=True,
+        help_text="同上，例如“{meal} × {quantity}，送到{address}，对吗？”。留空则列出各项。",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -67,6 +78,10 @@ class Intent(models.Model):
     def response_template(self, language: str) -> str:
         """The template for "en" or "zh"."""
         return self.response_template_zh if language == "zh" else self.response_template_en
+
+    def confirm_template(self, language: str) -> str:
+        """The confirmation question for "en" or "zh" ("" when staff left it empty)."""
+        return self.confirm_template_zh if language == "zh" else self.confirm_template_en
 
     def clean(self) -> None:
         # Placeholder *names* are checked against the slots by the admin's slot formset and by
@@ -82,6 +97,11 @@ class Intent(models.Model):
             else:
                 if self.reply_mode == ReplyMode.TEMPLATE and not text.strip():
                     errors[field] = "A template reply needs a template in every language."
+            field = f"confirm_template_{language}"
+            try:
+                template_placeholders(getattr(self, field))
+            except ValueError as exc:
+                errors[field] = str(exc)
         if errors:
             raise ValidationError(errors)
 
@@ -122,6 +142,12 @@ class SlotDefinition(models.Model):
 
     intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="slots")
     name = models.CharField(max_length=64, validators=[identifier_validator])
+    label_en = models.CharField(
+        "label (English)", max_length=100, blank=True, help_text="e.g. phone number"
+    )
+    label_zh = models.CharField(
+        "label (Chinese)", max_length=100, blank=True, help_text="如：手机号"
+    )
     slot_type = models.CharField(max_length=16, choices=SlotType.choices, default=SlotType.TEXT)
     choices = models.JSONField(
         default=list,
@@ -155,6 +181,10 @@ class SlotDefinition(models.Model):
     def prompt(self, language: str) -> str:
         """The question for "en" or "zh"."""
         return self.prompt_zh if language == "zh" else self.prompt_en
+
+    def label(self, language: str) -> str:
+        """How replies name the slot ("the phone number was changed"); the name if unset."""
+        return (self.label_zh if language == "zh" else self.label_en) or self.name.replace("_", " ")
 
     def choice_label(self, value: str, language: str) -> str:
         """The label of a choice value in a language; the value itself if it is not a choice."""

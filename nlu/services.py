@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from nlu.exceptions import TemplateMissing, TemplateSlotMissing
-from nlu.models import LANGUAGES, Intent, SlotDefinition
+from nlu.models import LANGUAGES, Intent, IntentExample, SlotDefinition
 from nlu.templates import template_fill, template_placeholders, template_unknown_placeholders
 
 Outcome = Literal["created", "updated", "unchanged", "kept"]
@@ -20,9 +20,13 @@ _INTENT_FIELDS = (
     "reply_mode",
     "response_template_en",
     "response_template_zh",
+    "confirm_template_en",
+    "confirm_template_zh",
     "active",
 )
 _SLOT_FIELDS = (
+    "label_en",
+    "label_zh",
     "slot_type",
     "choices",
     "required",
@@ -55,6 +59,15 @@ def intent_template_errors(
             known = ", ".join(sorted(names)) or "none yet"
             errors[field] = f"{listed}: no slot of this intent has that name (slots: {known})."
     return errors
+
+
+def intent_templates(intent: Intent) -> dict[str, str]:
+    """Every template field of an intent ("response_template_en", ...) with its text."""
+    return {
+        f"{kind}_template_{lang}": getattr(intent, f"{kind}_template_{lang}")
+        for kind in ("response", "confirm")
+        for lang in LANGUAGES
+    }
 
 
 def missing_slots(intent: Intent, filled: set[str]) -> list[SlotDefinition]:
@@ -106,8 +119,10 @@ def domain_load(
     """Create or update intents and their slots by name; slots not listed are left alone.
 
     Each intent is a dict of Intent fields plus "slots": a list of dicts of SlotDefinition
-    fields. With update_existing=False an intent that already exists is "kept" as staff left
-    it, slots included. Returns ("intent" or "intent.slot", outcome) for every row.
+    fields, and "examples": sentences users say for it (added if new; none is removed). With
+    update_existing=False an intent that already exists is "kept" as staff left it, slots and
+    examples included. Returns ("intent", "intent.slot" or "intent.examples", outcome) for every
+    row.
 
     Raises:
         ValidationError: a row or a template is invalid; nothing is written.
@@ -127,10 +142,14 @@ def domain_load(
             )
             slot_data = {"order": order * 10, **slot_data}
             report.append((f"{name}.{slot.name}", _upsert(slot, slot_data, _SLOT_FIELDS)))
+        if "examples" in data:
+            added = [
+                IntentExample.objects.get_or_create(intent=intent, text=text.strip())[1]
+                for text in data["examples"]
+            ]
+            report.append((f"{name}.examples", "created" if any(added) else "unchanged"))
         errors = intent_template_errors(
-            templates={
-                f"response_template_{lang}": intent.response_template(lang) for lang in LANGUAGES
-            },
+            templates=intent_templates(intent),
             slot_names=intent.slots.values_list("name", flat=True),
         )
         if errors:
@@ -142,7 +161,7 @@ def _upsert(
     obj: Intent | SlotDefinition, data: Mapping[str, Any], fields: tuple[str, ...]
 ) -> Outcome:
     """Set the given fields, validate and save when something changed."""
-    unknown = set(data) - set(fields) - {"name", "slots"}
+    unknown = set(data) - set(fields) - {"name", "slots", "examples"}
     if unknown:
         raise ValidationError(f"{obj}: unknown fields {sorted(unknown)}")
     changed = [f for f in fields if f in data and getattr(obj, f) != data[f]]

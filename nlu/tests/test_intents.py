@@ -160,6 +160,10 @@ def intent_post_data(template_en: str, slots: list[dict], *, initial: int = 0) -
         "slots-INITIAL_FORMS": str(initial),
         "slots-MIN_NUM_FORMS": "0",
         "slots-MAX_NUM_FORMS": "1000",
+        "examples-TOTAL_FORMS": "0",
+        "examples-INITIAL_FORMS": "0",
+        "examples-MIN_NUM_FORMS": "0",
+        "examples-MAX_NUM_FORMS": "1000",
     }
     for i, s in enumerate(slots):
         for key, value in {
@@ -282,8 +286,8 @@ def test_load_demo_is_idempotent(db):
     # then the second run changes nothing
     assert counts == (5, 5)
     assert (Intent.objects.count(), SlotDefinition.objects.count()) == counts
-    assert "10 created" in first
-    assert "0 created, 0 updated, 10 unchanged" in second
+    assert "15 created" in first  # 5 intents, 5 slots, 5 sets of examples
+    assert "0 created, 0 updated, 15 unchanged" in second
 
 
 def test_load_demo_restores_demo_rows_but_only_new_keeps_staff_edits(db):
