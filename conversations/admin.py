@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from conversations import services
+from conversations.exceptions import PersonalDataUnreadable, RevealNotPermitted, SlotNotFound
 from conversations.models import (
     AssistantProfile,
     Conversation,
     ConversationTransition,
     FallbackReply,
     Message,
+    PersonalDataReveal,
     SlotChange,
     SlotValue,
 )
+from conversations.reveal import REVEAL_PERMISSION, slot_reveal
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -51,10 +62,34 @@ class TransitionInline(ReadOnlyInline):
 
 
 class SlotValueInline(ReadOnlyInline):
-    """Slots as staff may see them: masked, never the decrypted value."""
+    """Slots as staff may see them: masked; the value only through an audited reveal."""
 
     model = SlotValue
     fields = ("name", "kind", "masked", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SlotValue]:
+        # Not even loaded (so not decrypted) for the page: a wrong key cannot break it either.
+        return super().get_queryset(request).defer("value")
+
+    def get_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        fields = tuple(super().get_fields(request, obj))
+        return (*fields, "reveal") if request.user.has_perm(REVEAL_PERMISSION) else fields
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return self.get_fields(request, obj)
+
+    @admin.display(description="reveal")
+    def reveal(self, obj: SlotValue) -> str:
+        # A button of the change form (an inline cannot hold a nested <form>): it posts that
+        # form, with its CSRF token, to the reveal view instead of saving the conversation.
+        url = reverse(
+            "admin:conversations_conversation_slot_reveal", args=[obj.conversation_id, obj.pk]
+        )
+        return format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post" '
+            "formnovalidate>Reveal</button>",
+            url,
+        )
 
 
 class SlotChangeInline(ReadOnlyInline):
@@ -80,6 +115,44 @@ class ConversationAdmin(admin.ModelAdmin):
     )
     inlines = [MessageInline, SlotValueInline, SlotChangeInline, TransitionInline]
 
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        reveal = path(
+            "<path:object_id>/slots/<int:slot_id>/reveal/",
+            self.admin_site.admin_view(require_POST(self.slot_reveal_view)),
+            name="conversations_conversation_slot_reveal",
+        )
+        # Before the defaults: their "<path:object_id>/" catch-all would match this URL too.
+        return [reveal, *super().get_urls()]
+
+    def slot_reveal_view(self, request: HttpRequest, object_id: str, slot_id: int) -> HttpResponse:
+        """POST only: show one decrypted slot value; slot_reveal checks and records it."""
+        conversation = self.get_object(request, unquote(object_id))
+        if conversation is None:
+            raise Http404("No such conversation.")
+        if not self.has_view_or_change_permission(request, conversation):
+            raise PermissionDenied
+        change_url = reverse("admin:conversations_conversation_change", args=[conversation.pk])
+        try:
+            value = slot_reveal(slot_id=slot_id, user=request.user, conversation_id=conversation.pk)
+        except RevealNotPermitted:
+            raise PermissionDenied from None
+        except SlotNotFound:
+            raise Http404("No such slot in this conversation.") from None
+        except PersonalDataUnreadable as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        slot_name = conversation.slots.filter(pk=slot_id).values_list("name", flat=True).first()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Revealed: {slot_name}",
+            "opts": self.opts,
+            "original": conversation,
+            "slot_name": slot_name,
+            "value": value,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/conversations/slot_reveal.html", context)
+
 
 @admin.register(FallbackReply)
 class FallbackReplyAdmin(admin.ModelAdmin):
@@ -102,3 +175,22 @@ class AssistantProfileAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
         services.assistant_profile_save(obj)
+
+
+@admin.register(PersonalDataReveal)
+class PersonalDataRevealAdmin(admin.ModelAdmin):
+    """Audit trail of reveals: viewable; never added, edited or deleted, even by a superuser."""
+
+    list_display = ("at", "username", "conversation_public_id", "slot_name")
+    list_filter = ("username", "at")
+    search_fields = ("conversation_public_id",)
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False

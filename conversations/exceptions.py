@@ -29,3 +29,22 @@ class TurnInProgress(ApplicationError):
 class IllegalTransition(ApplicationError):
     code = "illegal_transition"
     status = 409
+
+
+class RevealNotPermitted(ApplicationError):
+    """The user lacks ``conversations.reveal_slotvalue``: decrypted personal data stays hidden."""
+
+    code = "permission_denied"
+    status = 403
+
+
+class SlotNotFound(ApplicationError):
+    code = "slot_not_found"
+    status = 404
+
+
+class PersonalDataUnreadable(ApplicationError):
+    """A stored personal value cannot be decrypted (wrong or missing key): nothing is revealed."""
+
+    code = "pii_decrypt_failed"
+    status = 500
