@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "drf_spectacular",
     "nlu",
     "conversations",
     "voice",
@@ -249,6 +251,12 @@ LLM_SYSTEM_PROMPT = env_str(
     "Always reply in the same language as the user's last message.",
 )
 
+# --- Intent recognition -----------------------------------------------------------------------
+# The few-shot LLM labeller (nlu/fallback.py): its own, short, deterministic call.
+NLU_LLM_TIMEOUT = env_float("NLU_LLM_TIMEOUT", LLM_FIRST_TOKEN_TIMEOUT)
+NLU_LLM_MAX_TOKENS = env_int("NLU_LLM_MAX_TOKENS", 16)
+NLU_CACHE_SECONDS = env_int("NLU_CACHE_SECONDS", 24 * 3600)
+
 # --- Chat limits and streaming ----------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 32 * 1024)
@@ -261,6 +269,29 @@ CHAT_STALE_TURN_SECONDS = env_int("CHAT_STALE_TURN_SECONDS", 120)
 # After this much silence a conversation's next turn starts fresh: intent, context and the
 # model's memory reset; the messages stay readable.
 CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 30)
+
+# A one-time code that opens a conversation on another device is valid this long.
+CHAT_PICKUP_CODE_MINUTES = env_int("CHAT_PICKUP_CODE_MINUTES", 10)
+
+# --- REST API (chatsite/api.py, conversations/api/) ------------------------------------------
+REST_FRAMEWORK = {
+    # Session cookies, with CSRF checked for anonymous sessions too (they own conversations).
+    # A token/API-key scheme for server-to-server clients comes with a later issue.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["chatsite.api.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chatsite.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "chatsite API",
+    "DESCRIPTION": "Conversation state and device pickup. Errors: "
+    '{"error": {"code", "message", "details"}} with a stable code.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Logging: JSON lines, never message text at INFO -------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -8,17 +8,19 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from conversations import pii
 from conversations.models import (
     AssistantProfile,
     Conversation,
+    ConversationGrant,
     FallbackReply,
     Message,
     MessageRole,
     MessageStatus,
+    SlotValue,
 )
 
 DEFAULT_FALLBACKS = {
@@ -40,12 +42,29 @@ class Actor:
 
 
 def conversation_list_for_actor(actor: Actor) -> QuerySet[Conversation]:
-    """The actor's conversations, most recently active first."""
+    """The actor's conversations and those granted to its session, most recently active first."""
     if actor.user_id is not None:
-        return Conversation.objects.filter(user_id=actor.user_id)
-    if not actor.session_key:
+        visible = Q(user_id=actor.user_id)
+    elif actor.session_key:
+        visible = Q(user__isnull=True, session_key=actor.session_key)
+    else:
         return Conversation.objects.none()
-    return Conversation.objects.filter(user__isnull=True, session_key=actor.session_key)
+    if actor.session_key:
+        # A subquery, not a join through grants: one query, and no duplicate rows to .distinct().
+        granted = ConversationGrant.objects.filter(session_key=actor.session_key)
+        visible |= Q(pk__in=granted.values("conversation_id"))
+    return Conversation.objects.filter(visible)
+
+
+def actor_owns(conversation: Conversation, actor: Actor) -> bool:
+    """Whether the actor owns the conversation (a grant lets a session open it, not own it)."""
+    if conversation.user_id is not None:
+        return conversation.user_id == actor.user_id
+    return (
+        actor.user_id is None
+        and bool(actor.session_key)
+        and (conversation.session_key == actor.session_key)
+    )
 
 
 def conversation_get_for_actor(public_id: uuid.UUID | str, actor: Actor) -> Conversation | None:
@@ -55,6 +74,29 @@ def conversation_get_for_actor(public_id: uuid.UUID | str, actor: Actor) -> Conv
     except ValueError:
         return None
     return conversation_list_for_actor(actor).filter(public_id=key).first()
+
+
+@dataclass(frozen=True)
+class ConversationStateData:
+    """What the state API shows: the conversation, its masked slots, its latest messages."""
+
+    conversation: Conversation
+    slots: list[SlotValue]
+    messages: list[Message]
+
+
+def conversation_state_for_actor(
+    public_id: uuid.UUID | str, actor: Actor, *, message_limit: int
+) -> ConversationStateData | None:
+    """The conversation's state for the actor, or None (three queries, whatever the size)."""
+    conversation = conversation_get_for_actor(public_id, actor)
+    if conversation is None:
+        return None
+    # Only the masked form is loaded: the encrypted value is never read, so never decrypted.
+    slots = list(conversation.slots.only("conversation", "name", "kind", "masked").order_by("name"))
+    latest = conversation.messages.order_by("-sequence")[:message_limit]
+    messages = sorted(latest, key=lambda m: m.sequence)
+    return ConversationStateData(conversation=conversation, slots=slots, messages=messages)
 
 
 def message_list(conversation: Conversation) -> list[Message]:

@@ -249,3 +249,40 @@ def test_a_send_whose_ack_was_lost_is_retried_once_after_reconnecting(
     users = Message.objects.filter(conversation__public_id=conversation_id, role=MessageRole.USER)
     assert [m.text for m in users] == ["hello once"]
     assert len(scripted_llm.requests) == 1
+
+
+def test_a_pickup_code_continues_the_conversation_in_another_browser(
+    daphne_server, new_page, scripted_llm
+):
+    # given a conversation with one exchange in the first browser
+    scripted_llm.script = Script.words("Noted, the blue one.")
+    page = new_page()
+    conversation_id = _start_conversation(page, daphne_server)
+    page.get_by_label("Message", exact=True).fill("Remember the blue one")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".msg--assistant[data-status=complete] .msg-text")).to_have_text(
+        "Noted, the blue one."
+    )
+
+    # when it asks to continue on another device
+    page.get_by_role("button", name="Continue on another device").click()
+
+    # then a dialog shows the code, where to type it and until when
+    dialog = page.get_by_role("dialog", name="Continue on another device")
+    expect(dialog).to_be_visible()
+    code = dialog.locator("#handoff-code")
+    expect(code).to_have_text(re.compile(r"^[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"))
+    expect(dialog).to_contain_text(f"{daphne_server.url}/pickup/")
+    expect(dialog.locator("#handoff-expiry")).to_contain_text("Works once, until")
+
+    # when a second browser (a phone) types it on the pickup page
+    phone = new_page(width=375, height=667)
+    phone.goto(f"{daphne_server.url}/pickup/")
+    phone.get_by_label("Code", exact=True).fill(code.inner_text().lower())
+    phone.get_by_role("button", name="Continue", exact=True).click()
+
+    # then it lands on the same conversation with its history, live
+    phone.wait_for_url(re.compile(rf"/c/{conversation_id}/$"))
+    expect(phone.locator(".msg--user .msg-text")).to_have_text("Remember the blue one")
+    expect(phone.locator(".msg--assistant .msg-text")).to_have_text("Noted, the blue one.")
+    expect(phone.locator("#conn-status")).to_have_attribute("data-state", "online")

@@ -32,6 +32,10 @@ const TEXT = {
   gone404: "This conversation is no longer available. Start a new one from the list.",
   createFailed: "Could not start a conversation. Check your connection and try again.",
   typing: "The assistant is typing",
+  handOffFailed: "Could not make a code. Check your connection and try again.",
+  validUntil: "Works once, until {time}.",
+  copied: "Copied.",
+  copyFailed: "Your browser did not allow copying: the code is selected, copy it by hand.",
 };
 
 // Why a reply ended early, for people (message.done error_code).
@@ -160,6 +164,9 @@ class ChatPage {
     this.status = document.getElementById("conn-status");
     this.notices = document.getElementById("notices");
     this.title = document.getElementById("chat-title");
+    this.pickupUrl = root.dataset.pickupUrl;
+    this.handOffBtn = document.getElementById("handoff-btn");
+    this.handOffDialog = document.getElementById("handoff-dialog");
 
     this.replies = new Map(); // reply id -> reply state
     this.pending = null; // {clientId, text, node, failed}: a send not yet acknowledged
@@ -722,6 +729,57 @@ class ChatPage {
     this.input.style.height = `${this.input.scrollHeight}px`;
   }
 
+  // --- Continue on another device: a one-time pickup code (docs/protocol.md) -------------------
+
+  csrfToken() {
+    return document.querySelector("#new-form [name=csrfmiddlewaretoken]")?.value || "";
+  }
+
+  async handOff() {
+    const button = this.handOffBtn;
+    button.disabled = true;
+    try {
+      const response = await fetch(button.dataset.codeUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": this.csrfToken() },
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok || !body.code) throw new Error(body.error?.code || `${response.status}`);
+      this.showCode(body);
+    } catch {
+      this.notify(TEXT.handOffFailed, { key: "handoff" });
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  showCode({ code, expires_at: expiresAt }) {
+    const dialog = this.handOffDialog;
+    const time = new Date(expiresAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    dialog.querySelector("#handoff-url").textContent = new URL(this.pickupUrl, location.href).href;
+    dialog.querySelector("#handoff-code").textContent = code;
+    dialog.querySelector("#handoff-expiry").textContent = TEXT.validUntil.replace("{time}", time);
+    dialog.querySelector("#handoff-status").textContent = "";
+    if (!dialog.open) dialog.showModal();
+  }
+
+  async copyCode() {
+    const codeEl = this.handOffDialog.querySelector("#handoff-code");
+    const status = this.handOffDialog.querySelector("#handoff-status");
+    try {
+      // The async clipboard exists only in secure contexts (https, localhost).
+      await navigator.clipboard.writeText(codeEl.textContent);
+      status.textContent = TEXT.copied;
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(codeEl);
+      window.getSelection()?.removeAllRanges();
+      window.getSelection()?.addRange(range);
+      status.textContent = TEXT.copyFailed;
+    }
+  }
+
   // --- Chrome around the messages ------------------------------------------------------------
 
   retitle(text) {
@@ -794,6 +852,8 @@ class ChatPage {
       this.stick = true;
       this.scrollToBottom();
     });
+    this.handOffBtn?.addEventListener("click", () => this.handOff());
+    document.getElementById("handoff-copy")?.addEventListener("click", () => this.copyCode());
     for (const chip of document.querySelectorAll("[data-suggestion]")) {
       chip.addEventListener("click", () => {
         this.setInput(chip.dataset.suggestion);

@@ -1,0 +1,1 @@
+"""The conversations REST API (mounted under /api/ by chatsite/urls.py)."""
