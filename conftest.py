@@ -25,6 +25,7 @@ def scripted_llm_server() -> Iterator[ScriptedLlm]:
 def scripted_llm(scripted_llm_server: ScriptedLlm, settings) -> ScriptedLlm:  # type: ignore[no-untyped-def]
     """Every test talks to the scripted server unless it says otherwise (fresh script each)."""
     scripted_llm_server.script = Script()
+    scripted_llm_server.responder = None
     scripted_llm_server.requests.clear()
     settings.LLM_BASE_URL = scripted_llm_server.base_url
     settings.LLM_MODEL = "scripted"

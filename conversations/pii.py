@@ -22,6 +22,8 @@ from typing import Literal
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from chatsite import logredact
+
 logger = logging.getLogger(__name__)
 
 Kind = Literal["phone", "email", "address", "text"]
@@ -172,3 +174,31 @@ def mask(value: str, kind: str) -> str:
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown personal-data kind {kind!r}; expected one of {KINDS}")
+
+
+# --- personal data inside free text -------------------------------------------------------------
+
+
+def mask_contacts(text: str) -> str:
+    """Mask phone numbers and e-mail addresses in a message before it is stored (139****5678).
+
+    Messages are stored readable (history, review), so what the patterns of the log filter
+    recognise is masked in them too; an address is masked when the dialogue takes it as a slot
+    (mask_known), since free text gives no reliable way to tell where an address begins.
+    """
+    text = logredact.EMAIL.sub(lambda m: mask(m.group(), "email"), text)
+    text = logredact.CN_MOBILE.sub(lambda m: mask(m.group(), "phone"), text)
+    return logredact.INTERNATIONAL.sub(_mask_international, text)
+
+
+def _mask_international(match: re.Match[str]) -> str:
+    number = match.group()
+    return mask(number, "phone") if sum(c.isdigit() for c in number) >= 8 else number
+
+
+def mask_known(text: str, values: list[tuple[str, str]]) -> str:
+    """Mask every occurrence of the given (value, kind) pairs, then phone numbers and e-mails."""
+    for value, kind in sorted(values, key=lambda v: -len(v[0])):
+        if value.strip():
+            text = text.replace(value, mask(value, kind if kind in KINDS else "text"))
+    return mask_contacts(text)

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import pii, selectors, states
+from conversations import dialogue, pii, selectors, states
 from conversations.exceptions import EmptyMessage, MessageTooLong, TurnInProgress
 from conversations.models import (
     AssistantProfile,
@@ -26,6 +26,8 @@ from conversations.models import (
 )
 from conversations.selectors import Actor, is_stale
 from nlu.llm import ChatMessage
+from nlu.models import Intent
+from nlu.selectors import intent_list_active
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +63,19 @@ def clean_text(text: object) -> str:
 
 @dataclass
 class TurnStarted:
-    """What turn_start did: the user message and its reply, and whether they are new."""
+    """What turn_start did: the user message and its reply, and whether they are new.
+
+    With intents defined, the dialogue decides the reply (`dialogue` and `intents` are set, and
+    the prompt is built once it has, by dialogue_apply); without, `prompt` is ready.
+    """
 
     user_message: Message
     reply: Message
     created: bool
     prompt: list[ChatMessage] = field(default_factory=list)
+    history: list[tuple[str, str]] = field(default_factory=list)  # newest first
+    dialogue: dialogue.DialogueState | None = None
+    intents: dict[str, Intent] = field(default_factory=dict)
 
 
 def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
@@ -92,7 +101,8 @@ def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Turn
 @transaction.atomic
 def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
     # Every query here runs while the conversation row is locked, on the one thread Channels
-    # gives the ORM: 8 statements, BEGIN and COMMIT included (bench/ws_stream.py counts them).
+    # gives the ORM: 10 statements, BEGIN and COMMIT included (bench/ws_stream.py counts them),
+    # and with intents defined two more, plus one to read the open task's slots.
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
     existing = conversation.messages.filter(client_id=client_id).select_related("reply").first()
     if existing is not None:
@@ -147,11 +157,13 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
             "conversation memory reset after idle",
             extra={"conversation_id": str(conversation.public_id)},
         )
+    # Stored with phone numbers and e-mail addresses masked; the dialogue works on `text`.
+    stored_text = pii.mask_contacts(text)
     user_message = Message.objects.create(
         conversation=conversation,
         sequence=last + 1,
         role=MessageRole.USER,
-        text=text,
+        text=stored_text,
         client_id=client_id,
     )
     reply = Message.objects.create(
@@ -161,10 +173,16 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         status=MessageStatus.STREAMING,
         reply_to=user_message,
     )
-    move = states.transition(conversation, ConversationState.CALLING_AI, reason="message")
+    intents = {intent.name: intent for intent in intent_list_active()}
+    # With intents, the turn first works out what the user wants; without, the model just answers.
+    move = states.transition(
+        conversation,
+        ConversationState.RECOGNIZING_INTENT if intents else ConversationState.CALLING_AI,
+        reason="message",
+    )
     conversation.last_active = now
     if not conversation.title:
-        conversation.title = text[:TITLE_CHARS]
+        conversation.title = stored_text[:TITLE_CHARS]
     conversation.streaming_reply = reply
     conversation.save(
         update_fields=[
@@ -185,15 +203,98 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         and old_text
         and not (role == MessageRole.ASSISTANT and is_fallback)
     ]
-    prompt = build_prompt([(MessageRole.USER, text), *history])
-    return TurnStarted(user_message=user_message, reply=reply, created=True, prompt=prompt)
+    history = [(MessageRole.USER, text), *history]
+    if not intents:
+        return TurnStarted(
+            user_message=user_message, reply=reply, created=True, prompt=build_prompt(history)
+        )
+    state = dialogue.DialogueState(
+        intent=conversation.intent, context=conversation.context, filled=_task_slots(conversation)
+    )
+    return TurnStarted(
+        user_message=user_message,
+        reply=reply,
+        created=True,
+        history=history,
+        dialogue=state,
+        intents=intents,
+    )
 
 
-def build_prompt(newest_first: list[tuple[str, str]]) -> list[ChatMessage]:
-    """The system prompt plus the history (given newest first), oldest first.
+def _task_slots(conversation: Conversation) -> dict[str, str]:
+    """The open task's slot values, decrypted (only those this task filled)."""
+    names = conversation.context.get("filled") or []
+    if not names or conversation.context.get("done"):
+        return {}
+    rows = SlotValue.objects.filter(conversation=conversation, name__in=names)
+    return {row.name: row.value for row in rows}
+
+
+def dialogue_apply(
+    *,
+    conversation_id: int,
+    reply_id: int,
+    user_message_id: int,
+    decision: dialogue.Decision,
+    history: list[tuple[str, str]],
+) -> list[ChatMessage]:
+    """Store a turn's dialogue decision: slots, intent, context, the state move; mask the message.
+
+    Returns the prompt when the model writes the reply (the moves to calling_ai is recorded
+    here), else an empty list: the template reply needs no model and the turn ends from
+    recognizing_intent.
+    """
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if conversation.streaming_reply_id != reply_id:
+            # A stale-turn recovery ended this turn meanwhile: change nothing.
+            return build_prompt(history) if decision.llm_writes else []
+        for write in decision.writes:
+            slot_set(
+                conversation_id=conversation_id,
+                name=write.name,
+                kind=write.kind,
+                value=write.value,
+                personal=write.personal,
+            )
+        personal = [(w.raw, w.kind) for w in decision.writes if w.personal]
+        message = Message.objects.only("text").get(pk=user_message_id)
+        Message.objects.filter(pk=user_message_id).update(
+            text=pii.mask_known(message.text, personal), intent=decision.message_intent
+        )
+        conversation.intent = decision.intent
+        conversation.context = decision.context
+        move = None
+        if decision.llm_writes:
+            move = states.transition(conversation, ConversationState.CALLING_AI, reason="llm")
+        conversation.save(update_fields=["intent", "context", "state"])
+        states.record(conversation_id, [move] if move else [])
+    logger.info(
+        "dialogue decided",
+        extra={
+            "conversation_pk": conversation_id,
+            "intent": decision.intent,
+            "reason": decision.reason,
+            "awaiting": decision.context.get("awaiting", ""),
+        },
+    )
+    if not decision.llm_writes:
+        return []
+    # The newest message goes to the model as typed; the stored history is masked.
+    masked = [(role, pii.mask_known(t, personal)) for role, t in history[1:]]
+    return build_prompt(
+        [history[0], *masked], task=decision.instruction, slots=decision.slots_for_prompt
+    )
+
+
+def build_prompt(
+    newest_first: list[tuple[str, str]], *, task: str = "", slots: dict[str, str] | None = None
+) -> list[ChatMessage]:
+    """The system prompt (with the task and its slot values) plus the history, oldest first.
 
     At most LLM_HISTORY_MESSAGES messages and LLM_HISTORY_CHARS characters: the newest message
-    always goes in (cut to the budget if it alone is over it).
+    always goes in (cut to the budget if it alone is over it). Slot values are plaintext here,
+    in memory only, so the model can use them; the prompt is never stored or logged.
     """
     budget = settings.LLM_HISTORY_CHARS
     kept: list[ChatMessage] = []
@@ -206,7 +307,13 @@ def build_prompt(newest_first: list[tuple[str, str]]) -> list[ChatMessage]:
         kept.append(
             {"role": "assistant" if role == MessageRole.ASSISTANT else "user", "content": text}
         )
-    system: ChatMessage = {"role": "system", "content": selectors.system_prompt()}
+    parts = [selectors.system_prompt()]
+    if slots:
+        known = "\n".join(f"- {label}: {value}" for label, value in slots.items())
+        parts.append(f"What the user has told you so far:\n{known}")
+    if task:
+        parts.append(task)
+    system: ChatMessage = {"role": "system", "content": "\n\n".join(parts)}
     return [system, *reversed(kept)]
 
 

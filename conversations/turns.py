@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,11 +20,12 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from chatsite.exceptions import ApplicationError
-from conversations import selectors, services, states
+from conversations import dialogue, pii, selectors, services, states
 from conversations.models import Conversation, ConversationState, MessageStatus
-from conversations.streams import get_hub
+from conversations.streams import ReplyStream, get_hub
 from nlu.exceptions import LlmUnavailable
-from nlu.llm import ChatMessage, stream_chat
+from nlu.fallback import classify_with_llm
+from nlu.llm import stream_chat
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +89,8 @@ async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.
             _run_reply(
                 conversation_pk=conversation.pk,
                 conversation_key=conversation_key,
-                reply_pk=started.reply.pk,
-                reply_key=ack.reply_id,
-                user_text=started.user_message.text,
-                prompt=started.prompt,
+                started=started,
+                user_text=text,
                 received=received,
             ),
             name=f"turn-{ack.reply_id}",
@@ -100,17 +100,37 @@ async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.
     return ack
 
 
+async def _decide(
+    started: services.TurnStarted, conversation_pk: int, user_text: str
+) -> tuple[dialogue.Decision, list[services.ChatMessage]]:
+    """Run the dialogue policy (classifying the message only if it must), store its decision."""
+    assert started.dialogue is not None
+    decision = dialogue.decide(started.dialogue, started.intents, user_text)
+    if decision is None:
+        guess = await classify_with_llm(user_text, list(started.intents.values()))
+        decision = dialogue.decide(started.dialogue, started.intents, user_text, guess)
+        assert decision is not None
+    prompt = await database_sync_to_async(services.dialogue_apply)(
+        conversation_id=conversation_pk,
+        reply_id=started.reply.pk,
+        user_message_id=started.user_message.pk,
+        decision=decision,
+        history=started.history,
+    )
+    return decision, prompt
+
+
 async def _run_reply(
     *,
     conversation_pk: int,
     conversation_key: str,
-    reply_pk: int,
-    reply_key: str,
+    started: services.TurnStarted,
     user_text: str,
-    prompt: list[ChatMessage],
     received: float,
 ) -> None:
     hub = await get_hub()
+    reply_pk = started.reply.pk
+    reply_key = str(started.reply.public_id)
     stream = hub.open_reply(conversation_key, reply_key)
     ttft_ms: int | None = None
     error_code = ""
@@ -119,8 +139,21 @@ async def _run_reply(
     generating: asyncio.Task[bool] | None = None
     first_token_at: datetime | None = None
     ended = threading.Event()
+    decision: dialogue.Decision | None = None
+    prompt = started.prompt
+    from_state = ConversationState.CALLING_AI
     try:
-        async for piece in stream_chat(prompt):
+        if started.dialogue is not None:
+            from_state = ConversationState.RECOGNIZING_INTENT
+            decision, prompt = await _decide(started, conversation_pk, user_text)
+            if decision.reply_text is not None:
+                # The policy's own words: no model call, the turn ends from recognizing_intent.
+                ttft_ms = _ms_since(received)
+                stream.push(decision.reply_text)
+                prompt = []
+            else:
+                from_state = ConversationState.CALLING_AI
+        async for piece in stream_chat(prompt) if prompt else _nothing():
             if ttft_ms is None:
                 ttft_ms = _ms_since(received)
                 first_token_at = timezone.now()
@@ -131,6 +164,8 @@ async def _run_reply(
                     )
                 )
             stream.push(piece)
+        if decision is not None and decision.must_ask:
+            _ask_if_it_did_not(stream, decision)
     except (LlmUnavailable, ApplicationError) as exc:
         error_code = exc.code
     except asyncio.CancelledError:
@@ -148,7 +183,7 @@ async def _run_reply(
             stream.push(await database_sync_to_async(selectors.fallback_text)(user_text))
 
     outcome = services.ReplyOutcome(
-        text="".join(stream.tokens),
+        text=_storable("".join(stream.tokens), started, decision),
         status=status,
         token_count=len(stream.tokens),
         ttft_ms=ttft_ms,
@@ -159,7 +194,6 @@ async def _run_reply(
     ended.set()
     try:
         moves: tuple[states.Transition, ...] = ()
-        from_state = ConversationState.CALLING_AI
         if generating is not None and first_token_at is not None:
             (marked,) = await asyncio.gather(generating, return_exceptions=True)
             if marked is True:
@@ -209,6 +243,38 @@ async def _run_reply(
             "tokens": outcome.token_count,
         },
     )
+
+
+async def _nothing() -> AsyncIterator[str]:
+    return
+    yield  # an async generator that yields nothing
+
+
+def _ask_if_it_did_not(stream: ReplyStream, decision: dialogue.Decision) -> None:
+    """The policy needs an answer: if the model's text does not end asking, add the question."""
+    text = "".join(stream.tokens).rstrip(" \n\"'”’)）")
+    if not text.endswith(("?", "？")):
+        stream.push(("\n\n" if text else "") + decision.must_ask)
+
+
+def _storable(text: str, started: services.TurnStarted, decision: dialogue.Decision | None) -> str:
+    """The reply as stored: personal values the model may have repeated are masked."""
+    return pii.mask_known(text, _personal_values(started, decision))
+
+
+def _personal_values(
+    started: services.TurnStarted, decision: dialogue.Decision | None
+) -> list[tuple[str, str]]:
+    state = started.dialogue
+    intent = started.intents.get(state.intent) if state is not None else None
+    values: list[tuple[str, str]] = []
+    if intent is not None and state is not None:
+        for slot in intent.slots.all():
+            if slot.is_personal_data and state.filled.get(slot.name):
+                values.append((state.filled[slot.name], slot.slot_type))
+    if decision is not None:
+        values += [(w.value, w.kind) for w in decision.writes if w.personal]
+    return values
 
 
 def _mark_generating_unless_ended(

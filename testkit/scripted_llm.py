@@ -13,7 +13,9 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -35,12 +37,17 @@ class Script:
 
 
 class ScriptedLlm:
-    """The server; `script` may be replaced at any time, `requests` records what was asked."""
+    """The server; `script` may be replaced at any time, `requests` records what was asked.
+
+    `responder`, when set, picks the script per request (e.g. intent labels for the classifier's
+    prompt, a reply otherwise); returning None falls back to `script`.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
         self.script = Script()
+        self.responder: Callable[[dict[str, Any]], Script | None] | None = None
         self.requests: list[dict[str, object]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -119,7 +126,8 @@ class ScriptedLlm:
                 elif method == "POST" and path.rstrip("/").endswith("/chat/completions"):
                     request = json.loads(body or b"{}")
                     self.requests.append(request)
-                    await self._chat(writer, request, self.script)
+                    script = self.responder(request) if self.responder else None
+                    await self._chat(writer, request, script or self.script)
                 else:
                     await self._json(writer, 404, {"error": {"message": "not found"}})
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
