@@ -33,6 +33,12 @@ def scripted_llm(scripted_llm_server: ScriptedLlm, settings) -> ScriptedLlm:  # 
 
 
 @pytest.fixture(autouse=True)
+def _fresh_intent_labels(settings) -> None:  # type: ignore[no-untyped-def]
+    """Each test starts with no cached intent labels (the cache may be a shared Redis)."""
+    settings.NLU_CACHE_VERSION = uuid.uuid4().int % 2**31
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings) -> None:  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

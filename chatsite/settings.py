@@ -256,6 +256,8 @@ LLM_SYSTEM_PROMPT = env_str(
 NLU_LLM_TIMEOUT = env_float("NLU_LLM_TIMEOUT", LLM_FIRST_TOKEN_TIMEOUT)
 NLU_LLM_MAX_TOKENS = env_int("NLU_LLM_MAX_TOKENS", 16)
 NLU_CACHE_SECONDS = env_int("NLU_CACHE_SECONDS", 24 * 3600)
+# Bump to forget every cached label at once (keys already change with the intents and the model).
+NLU_CACHE_VERSION = env_int("NLU_CACHE_VERSION", 1)
 
 # --- Chat limits and streaming ----------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)

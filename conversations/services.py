@@ -395,6 +395,15 @@ class ReplyOutcome:
     is_fallback: bool = False
 
 
+def turn_end_state(error_code: str) -> str:
+    """Where a turn ends: waiting_input, timeout (the model was too slow) or error."""
+    if not error_code:
+        return ConversationState.WAITING_INPUT
+    if error_code == "llm_timeout":
+        return ConversationState.TIMEOUT
+    return ConversationState.ERROR
+
+
 def reply_finish(
     *,
     reply_id: int,
@@ -409,7 +418,7 @@ def reply_finish(
     first token was recorded); `moves` are the turn's earlier moves, not yet stored.
     """
     now = timezone.now()
-    ended = ConversationState.ERROR if outcome.error_code else ConversationState.WAITING_INPUT
+    ended = turn_end_state(outcome.error_code)
     with transaction.atomic():
         Message.objects.filter(pk=reply_id).update(
             text=outcome.text,

@@ -235,7 +235,7 @@ async def _run_reply(
         extra={
             "conversation_id": conversation_key,
             "message_id": reply_key,
-            "state": "error" if error_code else "waiting_input",
+            "state": services.turn_end_state(error_code),
             "status": outcome.status,
             "error_code": error_code,
             "ttft_ms": ttft_ms,

@@ -37,19 +37,26 @@ INSTRUCTIONS = (
 
 
 def classifier_prompt(text: str, intents: Sequence[Intent]) -> list[ChatMessage]:
-    """The few-shot prompt: every intent with its description and a few examples, then the text.
+    """The few-shot prompt: the intents described, then worked examples as turns, then the text.
 
-    `intents` must have their examples prefetched (nlu.selectors.intent_list_active does).
+    Examples go in as user/assistant turns, taken round-robin across intents: on the local
+    0.5B model this labelled more held-out sentences right than a catalogue of examples in the
+    system message (bench/intent_labeller.py). `intents` must have their examples prefetched.
     """
-    lines = []
-    for intent in intents:
-        examples = [e.text for e in intent.examples.all()][:EXAMPLES_PER_INTENT]
-        line = f"- {intent.name}: {intent.description or intent.display_name or intent.name}"
-        if examples:
-            line += "\n  e.g. " + " | ".join(f'"{e}"' for e in examples)
-        lines.append(line)
+    lines = [
+        f"- {intent.name}: {intent.description or intent.display_name or intent.name}"
+        for intent in intents
+    ]
     system = INSTRUCTIONS.format(catalogue="\n".join(lines), none=NONE_LABEL)
-    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    prompt: list[ChatMessage] = [{"role": "system", "content": system}]
+    examples = {i.name: [e.text for e in i.examples.all()][:EXAMPLES_PER_INTENT] for i in intents}
+    for round_ in range(EXAMPLES_PER_INTENT):
+        for name, texts in examples.items():
+            if round_ < len(texts):
+                prompt.append({"role": "user", "content": texts[round_]})
+                prompt.append({"role": "assistant", "content": name})
+    prompt.append({"role": "user", "content": text})
+    return prompt
 
 
 def parse_label(answer: str, names: Sequence[str]) -> str | None:
@@ -67,8 +74,9 @@ def parse_label(answer: str, names: Sequence[str]) -> str | None:
     return best[2] if best else None
 
 
-def _cache_key(prompt: list[ChatMessage]) -> str:
-    digest = hashlib.sha256()
+def _cache_key(prompt: list[ChatMessage], config: LlmConfig) -> str:
+    # Another model (or endpoint) may label differently: it gets its own entries.
+    digest = hashlib.sha256(f"{config.base_url}\x00{config.model}\x00".encode())
     for message in prompt:
         digest.update(unicodedata.normalize("NFKC", message["content"]).casefold().encode())
         digest.update(b"\x00")
@@ -86,16 +94,17 @@ async def classify_with_llm(
     if not intents:
         return None
     prompt = classifier_prompt(text.strip(), intents)
-    key = _cache_key(prompt)
-    cached = await sync_to_async(cache.get)(key)
-    if cached is not None:
-        return cached or None
     config = replace(
         config or LlmConfig.from_settings(),
         max_tokens=settings.NLU_LLM_MAX_TOKENS,
         temperature=0.0,
         first_token_timeout=settings.NLU_LLM_TIMEOUT,
     )
+    key = _cache_key(prompt, config)
+    version = settings.NLU_CACHE_VERSION
+    cached = await sync_to_async(cache.get)(key, version=version)
+    if cached is not None:
+        return cached or None
     pieces: list[str] = []
     try:
         async for piece in stream_chat(prompt, config=config):
@@ -104,6 +113,6 @@ async def classify_with_llm(
         logger.warning("intent classification failed", extra={"error_code": exc.code})
         return None
     label = parse_label("".join(pieces), [i.name for i in intents])
-    await sync_to_async(cache.set)(key, label or "", settings.NLU_CACHE_SECONDS)
+    await sync_to_async(cache.set)(key, label or "", settings.NLU_CACHE_SECONDS, version=version)
     logger.info("intent classified", extra={"intent": label or NONE_LABEL, "source": "llm"})
     return label

@@ -9,15 +9,22 @@ from __future__ import annotations
 import io
 import logging
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from conversations import services
 from conversations.models import Conversation, SlotValue
 from conversations.selectors import conversation_find_by_slot
+from conversations.streams import close_hub
+from conversations.tests.wsclient import communicator_for, receive_until
+from conversations.turns import wait_for_running_turns
+from testkit.scripted_llm import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,21 +88,62 @@ def _console_handler() -> logging.Handler:
     return next(h for h in logging.getLogger().handlers if h.filters)
 
 
-def test_canary_personal_data_is_in_no_dump_and_no_log_line(anon_conversation, tmp_path):
-    # given log output captured through the product's own console handler (with its filter)
+def _order_through_the_socket(conversation: Conversation, session_key: str) -> None:
+    """A whole order over the real socket, giving the phone, the address and an e-mail."""
+
+    async def run() -> None:
+        ws = communicator_for(conversation, session_key=session_key)
+        assert (await ws.connect())[0]
+        await ws.receive_from()  # hello
+        for text in [
+            "我要点餐",
+            "经典套餐，两份",
+            f"我的手机号是 {PHONE}",
+            f"送到{ADDRESS}",
+            "对",
+            f"my email is {EMAIL}",
+        ]:
+            await ws.send_json_to(
+                {"type": "message.send", "text": text, "client_id": str(uuid.uuid4())}
+            )
+            await receive_until(ws, "message.done")
+        await ws.disconnect()
+        await wait_for_running_turns()
+        await close_hub()
+
+    async_to_sync(run)()
+
+
+def test_canary_personal_data_is_in_no_dump_and_no_log_line(
+    anon_conversation, anon_session, scripted_llm
+):
+    # given the demo domain, and a model that labels the first message and answers the last
+    call_command("load_demo", stdout=io.StringIO())
+    scripted_llm.responder = lambda request: Script(
+        tokens=["order_meal" if request["messages"][-1]["content"] == "我要点餐" else "none"]
+    )
+    scripted_llm.script = Script.words("Noted, thank you.")
+    # and log output captured through the product's own console handler (with its filter)
     handler = _console_handler()
     captured = io.StringIO()
     previous = handler.setStream(captured)  # type: ignore[attr-defined]
     try:
-        # when known personal data is stored and mentioned in logs
-        fill(anon_conversation, "phone", "phone", PHONE)
-        fill(anon_conversation, "address", "address", ADDRESS)
+        # when known personal data is given in a conversation, stored and mentioned in logs
+        _order_through_the_socket(anon_conversation, anon_session.session_key)
         fill(anon_conversation, "email", "email", EMAIL)
         logging.getLogger("conversations").warning(
             "user said %s, ship to %s, mail %s", PHONE, ADDRESS, EMAIL
         )
     finally:
         handler.setStream(previous)  # type: ignore[attr-defined]
+    values = {s.name: s.value for s in SlotValue.objects.filter(conversation=anon_conversation)}
+    assert values == {
+        "meal": "classic",
+        "quantity": "2",
+        "phone": "13912345678",
+        "address": ADDRESS,
+        "email": EMAIL,
+    }
 
     # then the database, dumped whole, holds none of it
     db = settings.DATABASES["default"]
