@@ -310,13 +310,18 @@ _SORRY = {"zh": "抱歉，我没有听明白。", "en": "Sorry, I didn't catch t
 
 
 def display_value(slot: SlotDefinition, value: str, language: str) -> str:
-    """How a reply shows a value: personal data masked (replies are stored), choices by label."""
+    """How a reply shows a value: personal data masked (replies are stored), choices by label.
+
+    Escaped for Markdown, which replies are written in: a mask's asterisks are not emphasis.
+    """
     if slot.is_personal_data:
         kind = slot.slot_type if slot.slot_type in pii.KINDS else "text"
-        return pii.mask(value, kind)
-    if slot.slot_type == SlotType.CHOICE:
-        return slot.choice_label(value, language)
-    return value
+        shown = pii.mask(value, kind)
+    elif slot.slot_type == SlotType.CHOICE:
+        shown = slot.choice_label(value, language)
+    else:
+        shown = value
+    return pii.markdown_escape(shown)
 
 
 def _display_values(intent: Intent, filled: Mapping[str, str], language: str) -> dict[str, str]:

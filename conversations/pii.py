@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -179,26 +180,41 @@ def _check_kind(kind: str) -> None:
 # --- personal data inside free text -------------------------------------------------------------
 
 
-def mask_contacts(text: str) -> str:
+def markdown_escape(text: str) -> str:
+    """Backslash the characters Markdown would read as formatting (139****5678 is not bold)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", text)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>~|#]")
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+def mask_contacts(text: str, *, escape: Callable[[str], str] = _plain) -> str:
     """Mask phone numbers and e-mail addresses in a message before it is stored (139****5678).
 
     Messages are stored readable (history, review), so what the patterns of the log filter
     recognise is masked in them too; an address is masked when the dialogue takes it as a slot
-    (mask_known), since free text gives no reliable way to tell where an address begins.
+    (mask_known), since free text gives no reliable way to tell where an address begins. Replies
+    are Markdown: pass `escape=markdown_escape` for them.
     """
-    text = logredact.EMAIL.sub(lambda m: mask(m.group(), "email"), text)
-    text = logredact.CN_MOBILE.sub(lambda m: mask(m.group(), "phone"), text)
-    return logredact.INTERNATIONAL.sub(_mask_international, text)
+    text = logredact.EMAIL.sub(lambda m: escape(mask(m.group(), "email")), text)
+    text = logredact.CN_MOBILE.sub(lambda m: escape(mask(m.group(), "phone")), text)
+    return logredact.INTERNATIONAL.sub(lambda m: _mask_international(m, escape), text)
 
 
-def _mask_international(match: re.Match[str]) -> str:
+def _mask_international(match: re.Match[str], escape: Callable[[str], str]) -> str:
     number = match.group()
-    return mask(number, "phone") if sum(c.isdigit() for c in number) >= 8 else number
+    return escape(mask(number, "phone")) if sum(c.isdigit() for c in number) >= 8 else number
 
 
-def mask_known(text: str, values: list[tuple[str, str]]) -> str:
+def mask_known(
+    text: str, values: list[tuple[str, str]], *, escape: Callable[[str], str] = _plain
+) -> str:
     """Mask every occurrence of the given (value, kind) pairs, then phone numbers and e-mails."""
     for value, kind in sorted(values, key=lambda v: -len(v[0])):
         if value.strip():
-            text = text.replace(value, mask(value, kind if kind in KINDS else "text"))
-    return mask_contacts(text)
+            text = text.replace(value, escape(mask(value, kind if kind in KINDS else "text")))
+    return mask_contacts(text, escape=escape)

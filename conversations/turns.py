@@ -259,7 +259,7 @@ def _ask_if_it_did_not(stream: ReplyStream, decision: dialogue.Decision) -> None
 
 def _storable(text: str, started: services.TurnStarted, decision: dialogue.Decision | None) -> str:
     """The reply as stored: personal values the model may have repeated are masked."""
-    return pii.mask_known(text, _personal_values(started, decision))
+    return pii.mask_known(text, _personal_values(started, decision), escape=pii.markdown_escape)
 
 
 def _personal_values(
