@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 import uuid
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import expect
 
 from conversations.models import Message, MessageRole, MessageStatus
@@ -286,3 +288,46 @@ def test_a_pickup_code_continues_the_conversation_in_another_browser(
     expect(phone.locator(".msg--user .msg-text")).to_have_text("Remember the blue one")
     expect(phone.locator(".msg--assistant .msg-text")).to_have_text("Noted, the blue one.")
     expect(phone.locator("#conn-status")).to_have_attribute("data-state", "online")
+
+
+def test_an_order_is_taken_step_by_step_and_personal_data_shows_masked(
+    daphne_server, new_page, scripted_llm
+):
+    # given the demo domain and a labeller that reads the first message as an order
+    call_command("load_demo", stdout=io.StringIO())
+    scripted_llm.responder = lambda request: Script(
+        tokens=["order_meal" if request["messages"][-1]["content"] == "来两份经典套餐" else "none"]
+    )
+    page = new_page()
+    _start_conversation(page, daphne_server)
+    replies = page.locator(".msg--assistant[data-status=complete] .msg-text")
+
+    def say(text: str, count: int) -> str:
+        page.get_by_label("Message", exact=True).fill(text)
+        page.get_by_role("button", name="Send").click()
+        expect(replies).to_have_count(count)
+        return replies.nth(count - 1).inner_text()
+
+    # when the user orders, answers, corrects the phone number and confirms
+    assert say("来两份经典套餐", 1) == "请留一个联系电话，方便骑手联系您。"
+    assert say("13800138000", 2) == "请问送餐地址是哪里？"
+    confirm = say("上海市浦东新区世纪大道100号", 3)
+    corrected = say("不对，手机号是 139 1234 5678", 4)
+    done = say("对", 5)
+
+    # then each step reads as plain text, masks included (asterisks are not emphasis)
+    assert confirm == "请确认：经典套餐 × 2，送到上海市浦东新***，电话138****8000。对吗？"
+    assert corrected == (
+        "好的，手机号已改为139****5678。请确认：经典套餐 × 2，送到上海市浦东新***，"
+        "电话139****5678。对吗？"
+    )
+    assert done.startswith("好的：经典套餐 × 2，送到上海市浦东新***。")
+    assert page.locator(".msg--assistant em, .msg--assistant strong").count() == 0
+
+    # and after a reload the user's own messages show the personal data masked
+    page.reload()
+    users = page.locator(".msg--user .msg-text")
+    expect(users).to_have_count(5)
+    assert users.nth(1).inner_text() == "138****8000"
+    assert users.nth(2).inner_text() == "上海市浦东新***"
+    assert users.nth(3).inner_text() == "不对，手机号是 139****5678"
