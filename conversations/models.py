@@ -97,7 +97,12 @@ class Message(models.Model):
     # Set when the text is the static fallback reply, or when the stream broke off.
     error_code = models.CharField(max_length=64, blank=True)
     is_fallback = models.BooleanField(default=False)
-    intent = models.CharField(max_length=100, blank=True)  # filled by the NLU (issue 4)
+    intent = models.CharField(max_length=100, blank=True)  # the user message's, as recognised
+    # How it was recognised: model, llm, cache or dialogue (an answer to the bot's question needs
+    # no classifier); the classifier's top intents [[name, confidence], ...]; milliseconds spent.
+    intent_source = models.CharField(max_length=16, blank=True)
+    intent_scores = models.JSONField(default=list, blank=True)
+    nlu_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     total_ms = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField(default=0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 
 from nlu.templates import template_placeholders
 
@@ -236,3 +238,103 @@ def _choices_problem(choices: Any) -> str:
             return f"Choice {i}: the value {value!r} appears twice."
         seen.add(value)
     return ""
+
+
+class NluModelStatus(models.TextChoices):
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class NluModel(models.Model):
+    """One trained intent classifier: the ONNX artifact, its evaluation, whether it serves.
+
+    The artifact lives in the database, so every web process and worker, on any host, loads the
+    same bytes (a local copy is kept under VAR_DIR). At most one model serves at a time; a new
+    model never serves until staff promote it.
+    """
+
+    status = models.CharField(
+        max_length=16, choices=NluModelStatus.choices, default=NluModelStatus.TRAINING
+    )
+    is_serving = models.BooleanField(default=False)
+    # What the classifier is: its features and estimator ("tfidf-char+word/logreg", ...).
+    recipe = models.CharField(max_length=100, blank=True)
+    labels = models.JSONField(default=list, blank=True)
+    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    # Cross-validated evaluation: accuracy, macro_f1, per-intent precision/recall, confusion.
+    metrics = models.JSONField(default=dict, blank=True)
+    confusion_png = models.BinaryField(null=True, blank=True, editable=False)
+    example_count = models.PositiveIntegerField(default=0)
+    intent_count = models.PositiveIntegerField(default=0)
+    training_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        verbose_name = "NLU model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_serving"], condition=Q(is_serving=True), name="one_serving_nlu_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"NLU model v{self.pk}" + (" (serving)" if self.is_serving else "")
+
+
+class ReviewStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACCEPTED = "accepted", "Accepted"
+    CORRECTED = "corrected", "Corrected"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class ReviewItem(models.Model):
+    """A real utterance the classifier was unsure about, with the LLM's label as a suggestion.
+
+    Staff accept the suggestion into the training data, correct it, or dismiss it. The text is
+    stored as the conversation stored it (personal data masked).
+    """
+
+    text = models.CharField(max_length=500)
+    # The normalised text: one open item per sentence, however often users send it.
+    normalized = models.CharField(max_length=500, db_index=True)
+    model_intent = models.CharField(max_length=100, blank=True)
+    model_confidence = models.FloatField(null=True, blank=True)
+    top = models.JSONField(default=list, blank=True)  # [[intent, confidence], ...] of the model
+    suggested_intent = models.CharField(max_length=100, blank=True)  # the LLM's label
+    nlu_model = models.ForeignKey(
+        NluModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    seen_count = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN
+    )
+    resolved_intent = models.ForeignKey(
+        Intent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-seen_count", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["normalized"],
+                condition=Q(status="open"),
+                name="one_open_review_item_per_text",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
