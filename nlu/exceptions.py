@@ -30,3 +30,39 @@ class TemplateMissing(ApplicationError):
 
     code = "template_missing"
     status = 500
+
+
+class ImportFileInvalid(ApplicationError):
+    """An uploaded examples file cannot be read (encoding, syntax, size, unknown format)."""
+
+    code = "import_file_invalid"
+    status = 400
+
+
+class ReviewItemResolved(ApplicationError):
+    """The review item was already accepted, corrected or dismissed (by someone else, perhaps)."""
+
+    code = "review_item_resolved"
+    status = 409
+
+
+class ReviewNoSuggestion(ApplicationError):
+    """Accepting needs the LLM's label, and this item has none: correct it instead."""
+
+    code = "review_no_suggestion"
+    status = 400
+
+
+class ReviewIntentMissing(ApplicationError):
+    """The suggested intent no longer exists (renamed or deleted)."""
+
+    code = "review_intent_missing"
+    status = 400
+
+
+class TrainingDataInvalid(ApplicationError):
+    """The examples cannot train a classifier: fewer than two intents, or an intent with fewer
+    than two examples (cross-validation and the classifier both need two)."""
+
+    code = "training_data_invalid"
+    status = 400

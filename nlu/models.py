@@ -113,6 +113,9 @@ class IntentExample(models.Model):
 
     intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="examples")
     text = models.CharField(max_length=500)
+    # Annotated values in the text: [{"start", "end", "entity", "value"}], offsets in characters
+    # (end exclusive); value differs from text[start:end] for a synonym. Kept from imports.
+    entities = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
