@@ -13,9 +13,16 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from nlu.classifier import serving
 from nlu.llm import llm_ping
 
 CHECK_TIMEOUT = 3.0
+# How long one probe waits for this process's intent-model warm-up before saying "warming".
+NLU_WARM_UP_WAIT = 2.0
+
+
+class NotReady(Exception):  # noqa: N818 (a probe answer, not an error of the product)
+    """A check that is not ready yet; its message is safe to show in the probe's body."""
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
@@ -48,13 +55,30 @@ async def _channel_layer() -> None:
         raise RuntimeError("channel layer returned another message")
 
 
+async def _nlu() -> str:
+    """This process has warmed the serving intent model (or none serves); starts the warm-up
+    if nothing did (a server without start-up events), and waits for it a little."""
+    future = serving.start_warm_up()
+    try:
+        async with asyncio.timeout(NLU_WARM_UP_WAIT):
+            serving_now = await asyncio.shield(asyncio.wrap_future(future))
+    except TimeoutError:
+        raise NotReady("nlu warming") from None
+    except Exception:
+        raise NotReady("nlu warm-up failed") from None  # logged by the warm-up; retried next probe
+    loaded = serving.current_model()
+    return f"v{loaded.version}" if serving_now and loaded else "no model"
+
+
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Database, cache, channel layer and LLM endpoint: JSON detail, 503 when any fails."""
-    checks: dict[str, Callable[[], Awaitable[None]]] = {
+    """Database, cache, channel layer, LLM endpoint and intent model: JSON detail, 503 when any
+    fails."""
+    checks: dict[str, Callable[[], Awaitable[object]]] = {
         "database": sync_to_async(_database, thread_sensitive=False),
         "cache": sync_to_async(_cache, thread_sensitive=False),
         "channel_layer": _channel_layer,
         "llm": llm_ping,
+        "nlu": _nlu,
     }
     results = await asyncio.gather(*(_run(check) for check in checks.values()))
     detail = dict(zip(checks, results, strict=True))
@@ -62,14 +86,19 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ready": ready, "checks": detail}, status=200 if ready else 503)
 
 
-async def _run(check: Callable[[], Awaitable[None]]) -> dict[str, object]:
+async def _run(check: Callable[[], Awaitable[object]]) -> dict[str, object]:
     started = time.monotonic()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
-            await check()
+            detail = await check()
+    except NotReady as exc:
+        return {"ok": False, "error": "NotReady", "detail": str(exc), "ms": _ms(started)}
     except Exception as exc:  # a probe reports every failure, whatever its kind
         return {"ok": False, "error": type(exc).__name__, "ms": _ms(started)}
-    return {"ok": True, "ms": _ms(started)}
+    result: dict[str, object] = {"ok": True, "ms": _ms(started)}
+    if isinstance(detail, str):
+        result["detail"] = detail
+    return result
 
 
 def _ms(started: float) -> int:

@@ -185,6 +185,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "recover-stale-replies": {"task": "conversations.recover_stale_replies", "schedule": 60.0},
 }
+# Bulk classification runs on its own queue, so a relabelling job never delays the default one.
+# Both queues are declared: a worker started without -Q consumes both; `-Q nlu` makes a dedicated
+# classifier worker.
+CELERY_TASK_QUEUES = {"celery": {"routing_key": "celery"}, "nlu": {"routing_key": "nlu"}}
+CELERY_TASK_ROUTES = {"nlu.*batch*": {"queue": "nlu"}}
 
 # --- Sessions, auth, security -----------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -252,12 +257,22 @@ LLM_SYSTEM_PROMPT = env_str(
 )
 
 # --- Intent recognition -----------------------------------------------------------------------
+# Below this confidence of the classifier's top intent, the LLM decides (nlu/recognize.py).
+NLU_CONFIDENCE_THRESHOLD = env_float("NLU_CONFIDENCE_THRESHOLD", 0.7)
 # The few-shot LLM labeller (nlu/fallback.py): its own, short, deterministic call.
 NLU_LLM_TIMEOUT = env_float("NLU_LLM_TIMEOUT", LLM_FIRST_TOKEN_TIMEOUT)
 NLU_LLM_MAX_TOKENS = env_int("NLU_LLM_MAX_TOKENS", 16)
 NLU_CACHE_SECONDS = env_int("NLU_CACHE_SECONDS", 24 * 3600)
 # Bump to forget every cached label at once (keys already change with the intents and the model).
 NLU_CACHE_VERSION = env_int("NLU_CACHE_VERSION", 1)
+
+# --- Intent classifier serving (nlu/classifier/serving.py, batching.py, cache.py) -------------
+# How often a process looks for a newly promoted model (a cache key; the database when unset).
+NLU_MODEL_CHECK_SECONDS = env_float("NLU_MODEL_CHECK_SECONDS", 5.0)
+# Online micro-batches: up to this many texts, or whatever arrived within the wait, per inference.
+NLU_BATCH_MAX = env_int("NLU_BATCH_MAX", 32)
+NLU_BATCH_WAIT_MS = env_float("NLU_BATCH_WAIT_MS", 2.0)
+NLU_PREDICTION_CACHE_SECONDS = env_int("NLU_PREDICTION_CACHE_SECONDS", 60)
 
 # --- Chat limits and streaming ----------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)
