@@ -23,6 +23,7 @@ from typing import Any
 from conversations import pii
 from nlu import entities
 from nlu.models import Intent, ReplyMode, SlotDefinition, SlotType
+from nlu.recognize import OUT_OF_SCOPE
 from nlu.services import render_template
 from nlu.templates import template_fill
 
@@ -123,7 +124,9 @@ def decide(
             return _continue(state, active, found, text, language)
         if guess is NOT_CLASSIFIED:
             return None
-        if isinstance(guess, str) and guess in intents and guess != active.name:
+        if isinstance(guess, str) and guess in intents and guess not in (active.name, OUT_OF_SCOPE):
+            # Another request: that task starts (this one is dropped). Out of scope is not one:
+            # the open question is asked again.
             return _start(intents[guess], text, language)
         # Neither an answer nor another request: ask again.
         return _next_step(active, dict(state.filled), language, writes=(), reask=True)

@@ -230,6 +230,15 @@ def _task_slots(conversation: Conversation) -> dict[str, str]:
     return {row.name: row.value for row in rows}
 
 
+@dataclass(frozen=True)
+class HowRecognised:
+    """How the user message's intent was found: stored on the message."""
+
+    source: str  # model, cache, llm, dialogue, none
+    scores: list[tuple[str, float]]  # the classifier's top intents
+    ms: int | None
+
+
 def dialogue_apply(
     *,
     conversation_id: int,
@@ -237,6 +246,7 @@ def dialogue_apply(
     user_message_id: int,
     decision: dialogue.Decision,
     history: list[tuple[str, str]],
+    recognised: HowRecognised | None = None,
 ) -> list[ChatMessage]:
     """Store a turn's dialogue decision: slots, intent, context, the state move; mask the message.
 
@@ -259,8 +269,13 @@ def dialogue_apply(
             )
         personal = [(w.raw, w.kind) for w in decision.writes if w.personal]
         message = Message.objects.only("text").get(pk=user_message_id)
+        recognised = recognised or HowRecognised("", [], None)
         Message.objects.filter(pk=user_message_id).update(
-            text=pii.mask_known(message.text, personal), intent=decision.message_intent
+            text=pii.mask_known(message.text, personal),
+            intent=decision.message_intent,
+            intent_source=recognised.source,
+            intent_scores=[[name, round(score, 4)] for name, score in recognised.scores],
+            nlu_ms=recognised.ms,
         )
         conversation.intent = decision.intent
         conversation.context = decision.context

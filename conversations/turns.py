@@ -24,8 +24,9 @@ from conversations import dialogue, pii, selectors, services, states
 from conversations.models import Conversation, ConversationState, MessageStatus
 from conversations.streams import ReplyStream, get_hub
 from nlu.exceptions import LlmUnavailable
-from nlu.fallback import classify_with_llm
 from nlu.llm import stream_chat
+from nlu.predict import ClassifierResult, classify
+from nlu.recognize import recognize
 
 logger = logging.getLogger(__name__)
 
@@ -103,21 +104,46 @@ async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.
 async def _decide(
     started: services.TurnStarted, conversation_pk: int, user_text: str
 ) -> tuple[dialogue.Decision, list[services.ChatMessage]]:
-    """Run the dialogue policy (classifying the message only if it must), store its decision."""
+    """Classify the message, run the dialogue policy (the LLM labels only if it must), store."""
     assert started.dialogue is not None
+    classified = await _classify(user_text)
     decision = dialogue.decide(started.dialogue, started.intents, user_text)
     if decision is None:
-        guess = await classify_with_llm(user_text, list(started.intents.values()))
-        decision = dialogue.decide(started.dialogue, started.intents, user_text, guess)
+        recognition = await recognize(
+            user_text,
+            list(started.intents.values()),
+            classified=classified,
+            review_text=started.user_message.text,
+        )
+        decision = dialogue.decide(started.dialogue, started.intents, user_text, recognition.intent)
         assert decision is not None
+        how = services.HowRecognised(recognition.source, recognition.top, recognition.ms)
+    else:
+        # An answer to the bot's own question: the dialogue placed it; the scores are kept.
+        how = services.HowRecognised(
+            "dialogue",
+            list(classified.top) if classified else [],
+            int(classified.elapsed_ms) if classified else None,
+        )
     prompt = await database_sync_to_async(services.dialogue_apply)(
         conversation_id=conversation_pk,
         reply_id=started.reply.pk,
         user_message_id=started.user_message.pk,
         decision=decision,
         history=started.history,
+        recognised=how,
     )
     return decision, prompt
+
+
+async def _classify(text: str) -> ClassifierResult | None:
+    """The classifier's top intents for the text; None without a serving model or on failure."""
+    try:
+        return await classify(text)
+    except Exception:
+        # The dialogue goes on without the classifier (the LLM labels instead); staff see why.
+        logger.exception("intent classifier failed")
+        return None
 
 
 async def _run_reply(

@@ -381,3 +381,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
 def _chosen_intent(raw: str) -> Intent | None:
     """The intent picked in a row's select; None when nothing (or nonsense) was chosen."""
     return Intent.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+
+
+# The classifiers' console lives in its own module; importing it registers it with the admin.
+from nlu import classifier_admin  # noqa: E402, F401
