@@ -189,7 +189,10 @@ CELERY_BEAT_SCHEDULE = {
 # Both queues are declared: a worker started without -Q consumes both; `-Q nlu` makes a dedicated
 # classifier worker.
 CELERY_TASK_QUEUES = {"celery": {"routing_key": "celery"}, "nlu": {"routing_key": "nlu"}}
-CELERY_TASK_ROUTES = {"nlu.*batch*": {"queue": "nlu"}}
+CELERY_TASK_ROUTES = {
+    "nlu.*batch*": {"queue": "nlu"},
+    "conversations.relabel_messages_batch": {"queue": "nlu"},
+}
 
 # --- Sessions, auth, security -----------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

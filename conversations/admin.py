@@ -20,6 +20,7 @@ from conversations.models import (
     ConversationTransition,
     FallbackReply,
     Message,
+    MessageRole,
     PersonalDataReveal,
     SlotChange,
     SlotValue,
@@ -46,6 +47,10 @@ class MessageInline(ReadOnlyInline):
         "sequence",
         "role",
         "text",
+        "intent",
+        "intent_source",
+        "intent_scores",
+        "nlu_ms",
         "status",
         "error_code",
         "ttft_ms",
@@ -114,6 +119,26 @@ class ConversationAdmin(admin.ModelAdmin):
         "last_active",
     )
     inlines = [MessageInline, SlotValueInline, SlotChangeInline, TransitionInline]
+    actions = ["relabel"]
+
+    @admin.action(description="Re-label the user messages with the serving intent classifier")
+    def relabel(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        from conversations.relabel import relabel_batches
+        from conversations.tasks import relabel_messages_batch_task
+
+        ids = list(
+            Message.objects.filter(conversation__in=queryset, role=MessageRole.USER)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        batches = relabel_batches(ids)
+        for batch in batches:
+            relabel_messages_batch_task.delay(batch)
+        self.message_user(
+            request,
+            f"Re-labelling {len(ids)} messages in {len(batches)} batches on the nlu queue.",
+            messages.SUCCESS,
+        )
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         reveal = path(

@@ -125,6 +125,16 @@ async def _decide(
             list(classified.top) if classified else [],
             int(classified.elapsed_ms) if classified else None,
         )
+    logger.info(
+        "message intent",
+        extra={
+            "message_id": str(started.user_message.public_id),
+            "intent": decision.message_intent,
+            "source": how.source,
+            "confidence": how.scores[0][1] if how.scores else None,
+            "nlu_ms": how.ms,
+        },
+    )
     prompt = await database_sync_to_async(services.dialogue_apply)(
         conversation_id=conversation_pk,
         reply_id=started.reply.pk,

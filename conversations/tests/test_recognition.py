@@ -90,3 +90,25 @@ async def test_a_failing_classifier_does_not_stop_the_conversation(
     await ws.disconnect()
     (message,) = await user_messages()
     assert message.intent_source == "llm"
+
+
+def test_relabelling_runs_in_batches_and_stores_the_serving_models_scores(
+    served_demo_model, anon_conversation, admin_client
+):
+    # given stored user messages the classifier never saw
+    for sequence, text in enumerate(["where is my order", "hello", "给我来个套餐"], start=1):
+        Message.objects.create(
+            conversation=anon_conversation, sequence=sequence, role=MessageRole.USER, text=text
+        )
+
+    # when staff re-label the conversation (eager Celery here; the nlu queue with a broker)
+    response = admin_client.post(
+        "/admin/conversations/conversation/",
+        {"action": "relabel", "_selected_action": [anon_conversation.pk]},
+        follow=True,
+    )
+
+    # then each message carries the serving model's top intents
+    assert "Re-labelling 3 messages in 1 batches" in response.content.decode()
+    tops = [m.intent_scores[0][0] for m in Message.objects.order_by("sequence")]
+    assert tops == ["check_order", "greeting", "order_meal"]
