@@ -38,6 +38,17 @@ def _fresh_intent_labels(settings) -> None:  # type: ignore[no-untyped-def]
     settings.NLU_CACHE_VERSION = uuid.uuid4().int % 2**31
 
 
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Run tasks in-process for this test, as the embedded default does without a broker."""
+    from chatsite.celery import app
+
+    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings) -> None:  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

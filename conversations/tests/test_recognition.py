@@ -93,7 +93,7 @@ async def test_a_failing_classifier_does_not_stop_the_conversation(
 
 
 def test_relabelling_runs_in_batches_and_stores_the_serving_models_scores(
-    served_demo_model, anon_conversation, admin_client
+    served_demo_model, anon_conversation, admin_client, eager_celery
 ):
     # given stored user messages the classifier never saw
     for sequence, text in enumerate(["where is my order", "hello", "给我来个套餐"], start=1):

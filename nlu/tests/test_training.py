@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -19,6 +21,7 @@ from nlu.training import (
     nlu_model_rollback,
     nlu_model_train,
 )
+from testkit.processes import start_celery_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +102,9 @@ def test_the_command_reports_bad_data_as_an_error(db):
         call_command("train_nlu", stdout=io.StringIO(), stderr=io.StringIO())
 
 
-def test_staff_train_read_the_evaluation_promote_and_roll_back_in_the_admin(staff_client, demo):
+def test_staff_train_read_the_evaluation_promote_and_roll_back_in_the_admin(
+    staff_client, demo, eager_celery
+):
     changelist = reverse("admin:nlu_nlumodel_changelist")
 
     # when staff press Train (eager Celery: it trains within the request)
@@ -125,8 +130,31 @@ def test_staff_train_read_the_evaluation_promote_and_roll_back_in_the_admin(staf
     assert "nothing to roll back to" in response.content.decode()
 
 
-def test_training_bad_data_from_the_admin_shows_the_reason(staff_client, db):
+def test_training_bad_data_from_the_admin_shows_the_reason(staff_client, db, eager_celery):
     Intent.objects.create(name="alone", reply_mode="llm").examples.create(text="hi")
     response = staff_client.post(reverse("admin:nlu_nlumodel_train"), follow=True)
     assert "could not be trained" in response.content.decode()
     assert NluModel.objects.get().status == NluModelStatus.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (the Celery broker)")
+def test_the_admin_button_trains_on_a_real_worker(staff_client, demo, tmp_path):
+    # given a real worker on the default queue (not eager: a broker is configured)
+    worker = start_celery_worker("celery", CHATSITE_VAR_DIR=str(tmp_path / "worker"))
+    try:
+        # when staff press Train
+        response = staff_client.post(reverse("admin:nlu_nlumodel_train"), follow=True)
+        assert "is training; reload this page" in response.content.decode()
+
+        # then the worker, a separate process, trains and stores the model
+        model = NluModel.objects.get()
+        deadline = time.monotonic() + 120
+        while model.status == NluModelStatus.TRAINING and time.monotonic() < deadline:
+            time.sleep(0.5)
+            model.refresh_from_db()
+        assert model.status == NluModelStatus.READY, model.error
+        assert model.metrics["accuracy"] > 0.5 and not model.is_serving
+    finally:
+        worker.terminate()
+        worker.wait(30)
