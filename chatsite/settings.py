@@ -14,7 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.env import env_bool, env_float, env_int, env_list, env_str
+from chatsite.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 # Fail loudly on an unsupported interpreter instead of breaking later in an obscure way.
 SUPPORTED_PYTHON = ((3, 11), (3, 12), (3, 13))
@@ -262,6 +262,10 @@ LLM_SYSTEM_PROMPT = env_str(
 # --- Intent recognition -----------------------------------------------------------------------
 # Below this confidence of the classifier's top intent, the LLM decides (nlu/recognize.py).
 NLU_CONFIDENCE_THRESHOLD = env_float("NLU_CONFIDENCE_THRESHOLD", 0.7)
+# What new classifiers are trained as: "hybrid" (TF-IDF and multilingual-e5 embeddings: the more
+# accurate, ~8 ms of CPU per uncached message) or "tfidf" (a fraction of a millisecond; 2-5
+# points less accurate, more messages go to the LLM). Measurements: docs/nlu.md.
+NLU_RECIPE = env_choice("NLU_RECIPE", ("hybrid", "tfidf"), "hybrid")
 # The few-shot LLM labeller (nlu/fallback.py): its own, short, deterministic call.
 NLU_LLM_TIMEOUT = env_float("NLU_LLM_TIMEOUT", LLM_FIRST_TOKEN_TIMEOUT)
 NLU_LLM_MAX_TOKENS = env_int("NLU_LLM_MAX_TOKENS", 16)

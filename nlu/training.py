@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,14 +63,15 @@ def nlu_model_train(
         TrainingDataInvalid: too few intents or examples; the model is stored as failed with
             the reason, and the serving model stays.
     """
-    from nlu.classifier.train import train  # heavy imports (sklearn) only when training
+    from nlu.classifier.model import RECIPES  # heavy imports (sklearn) only when training
+    from nlu.classifier.train import train
 
     model = model or nlu_model_start(user=user)
     examples = training_examples()
     model.example_count = len(examples)
     model.intent_count = len({intent for _, intent in examples})
     try:
-        result = train(examples, progress=progress)
+        result = train(examples, progress=progress, recipe=RECIPES[settings.NLU_RECIPE])
     except ApplicationError as exc:
         _failed(model, exc.message)
         raise
