@@ -372,12 +372,14 @@ def _prompt_slots(intent: Intent, filled: Mapping[str, str], language: str) -> d
 
 
 def _guidance(intent: Intent, language: str) -> str:
+    # Imperative and about the last message only: a small model otherwise tends to carry on
+    # with whatever the conversation was doing before (it repeated an order's confirmation).
     template = intent.response_template(language).strip()
-    text = f"The user's request: {intent.display_name or intent.name}."
+    text = f"The user's last message is a case of: {intent.display_name or intent.name}."
     if intent.description:
         text += f" ({intent.description})"
     if template:
-        text += f" How to answer: {template}"
+        text += f" Answer that last message only, briefly, like this: {template}"
     return text
 
 
