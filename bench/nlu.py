@@ -11,9 +11,12 @@ in a loop for a fixed time. Scenarios, all in one run on the same model:
   one request at a time in the same single thread;
 * `online-repeat`: `classify` over a small pool of texts, so the cache answers most requests.
 
-The model is a TF-IDF char 1-3-gram + logistic regression fitted here: on Banking77's training set
-when `--datasets` (or CHATSITE_DATASETS) points at the shared data sets, else on the demo
-domain's examples. The serving model comes from a throwaway SQLite database in bench/results/,
+The model is the product's own recipe (`--recipe`: `hybrid`, the default of NLU_RECIPE, or
+`tfidf`), fitted here without cross-validation: on Banking77's training set when `--datasets` (or
+CHATSITE_DATASETS) points at the shared data sets, else on the demo domain's examples. The
+scikit-learn side is the same fitted classifier (`IntentClassifier.predict_proba`, embedding the
+text first when the recipe uses embeddings, as the ONNX path does).
+The serving model comes from a throwaway SQLite database in bench/results/,
 the cache is the local-memory one (no REDIS_URL), so the figures are the classifier's own.
 
     .venv/bin/python bench/nlu.py
@@ -58,12 +61,13 @@ from django.core.management import call_command  # noqa: E402
 
 from nlu.classifier import cache as prediction_cache  # noqa: E402
 from nlu.classifier import serving  # noqa: E402
-from nlu.classifier.artifact import IntentModel  # noqa: E402
+from nlu.classifier.artifact import IntentModel, embed  # noqa: E402
 from nlu.classifier.batching import get_batcher  # noqa: E402
+from nlu.classifier.export import to_onnx  # noqa: E402
+from nlu.classifier.model import RECIPES, IntentClassifier  # noqa: E402
 from nlu.classifier.normalize import normalize  # noqa: E402
 from nlu.models import NluModel, NluModelStatus  # noqa: E402
 from nlu.predict import classify  # noqa: E402
-from nlu.tests.nlu_fixtures import fit_pipeline, to_onnx  # noqa: E402
 
 CONCURRENCY = (1, 8, 32, 128)
 SCENARIOS = ("onnx-single", "online", "sklearn-single", "online-repeat")
@@ -139,16 +143,24 @@ async def run_phase(
 async def bench(args: argparse.Namespace) -> dict[str, object]:
     train, held_out, data_name = load_examples(args.datasets)
     fit_started = time.perf_counter()
-    pipe = fit_pipeline(train)
-    onnx_bytes, labels = to_onnx(pipe)
+    recipe = RECIPES[args.recipe]
+    texts = [normalize(t) for ts in train.values() for t in ts]
+    intents = [intent for intent, ts in train.items() for _ in ts]
+    embeddings = embed(texts) if recipe.embeddings else None
+    classifier = IntentClassifier(recipe).fit(texts, intents, embeddings)
+    onnx_bytes, labels = to_onnx(classifier), classifier.labels
     fit_seconds = time.perf_counter() - fit_started
+
+    def sklearn_proba(batch: list[str]) -> object:
+        return classifier.predict_proba(batch, embed(batch) if recipe.embeddings else None)
+
     await asyncio.to_thread(promote, onnx_bytes, labels)
     model = IntentModel(onnx_bytes, labels)
 
     # The graph must be the same model: top-1 agreement with scikit-learn on held-out texts.
     sample = [normalize(t) for t, _ in held_out[:1000]]
     onnx_top = [p.intent for p in model.predict(sample)]
-    sk_top = list(pipe.predict(sample))
+    sk_top = [labels[i] for i in sklearn_proba(sample).argmax(axis=1)]
     agreement = sum(a == b for a, b in zip(onnx_top, sk_top, strict=True)) / len(sample)
     accuracy = sum(a == gold for a, (_, gold) in zip(onnx_top, held_out[:1000], strict=True)) / len(
         sample
@@ -180,7 +192,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
         return result
 
     async def sklearn_single(text: str) -> object:
-        return await loop.run_in_executor(one_thread, pipe.predict_proba, [normalize(unique(text))])
+        return await loop.run_in_executor(one_thread, sklearn_proba, [normalize(unique(text))])
 
     async def online_repeat(text: str) -> object:
         return await classify(text)
@@ -216,6 +228,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "data": data_name,
+        "recipe": args.recipe,
         "labels": len(labels),
         "fit_seconds": round(fit_seconds, 1),
         "onnx_bytes": len(onnx_bytes),
@@ -232,7 +245,10 @@ def report(result: dict[str, object]) -> bool:
     rows = {(r["scenario"], r["callers"]): r for r in result["rows"]}  # type: ignore[index, attr-defined]
     ns = sorted({n for _, n in rows})
     agreement = result["onnx_sklearn_top1_agreement"]
-    print(f"\n{result['data']}; ONNX/sklearn top-1 agreement {agreement:.3f}")
+    print(
+        f"\n{result['data']}, recipe {result['recipe']}; ONNX/sklearn top-1 agreement "
+        f"{agreement:.3f}"
+    )
     print("| callers | online/onnx-single req/s | onnx/sklearn req/s | online p50 / p99 ms |")
     ok = True
     for n in ns:
@@ -259,6 +275,7 @@ def main() -> None:
     parser.add_argument("--datasets", default=os.environ.get("CHATSITE_DATASETS", ""))
     parser.add_argument("--n", type=lambda s: [int(x) for x in s.split(",")], default=CONCURRENCY)
     parser.add_argument("--seconds", type=float, default=3.0, help="per phase")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="hybrid")
     parser.add_argument(
         "--scenarios", type=lambda s: s.split(","), default=list(SCENARIOS), help="comma-separated"
     )
