@@ -111,7 +111,7 @@ async def _run(base_url: str, model: str) -> None:
 
     from nlu import fallback
     from nlu.llm import ChatMessage
-    from nlu.selectors import intent_list_active
+    from nlu.selectors import intent_list_for_labelling
 
     settings.LLM_BASE_URL = base_url
     settings.LLM_MODEL = model
@@ -119,7 +119,7 @@ async def _run(base_url: str, model: str) -> None:
     settings.NLU_CACHE_SECONDS = 1
     await sync_to_async(call_command)("migrate", verbosity=0)
     await sync_to_async(call_command)("load_demo", stdout=io.StringIO())
-    intents = await sync_to_async(lambda: list(intent_list_active()))()
+    intents = await sync_to_async(intent_list_for_labelling)()
 
     def catalogue_prompt(text: str, intents: list) -> list[ChatMessage]:  # the baseline
         lines = []

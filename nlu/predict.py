@@ -16,6 +16,7 @@ from typing import Any, Literal
 from django.conf import settings
 
 from nlu.classifier import cache as prediction_cache
+from nlu.classifier.artifact import Prediction
 from nlu.classifier.batching import get_batcher
 from nlu.classifier.normalize import normalize
 from nlu.classifier.serving import aserving_model, serving_model
@@ -24,21 +25,12 @@ Source = Literal["cache", "model"]
 
 
 @dataclass(frozen=True)
-class ClassifierResult:
+class ClassifierResult(Prediction):
     """The classifier's top intents for one text, best first, and where the answer came from."""
 
-    top: list[tuple[str, float]]
     model_version: int
     source: Source
     elapsed_ms: float
-
-    @property
-    def intent(self) -> str:
-        return self.top[0][0]
-
-    @property
-    def confidence(self) -> float:
-        return self.top[0][1]
 
     def as_dict(self) -> dict[str, Any]:
         """Small JSON for tasks and logs."""

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from nlu.fallback import NONE_LABEL, classify_with_llm
 from nlu.models import Intent
+from nlu.selectors import intent_list_for_labelling
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ async def recognize(
     if top and top[0][1] >= settings.NLU_CONFIDENCE_THRESHOLD and top[0][0] in names:
         return Recognition(top[0][0], classified.source, top, _ms(started, classified))
 
-    label = await classify_with_llm(text, intents, candidates=[name for name, _ in top])
+    # The examples are read only here, when the LLM is asked: not on every turn.
+    labelling = await sync_to_async(intent_list_for_labelling)()
+    label = await classify_with_llm(text, labelling, candidates=[name for name, _ in top])
     if label == NONE_LABEL:
         # "None of these" is what the out-of-scope intent is for, where staff defined one.
         recognition = Recognition(

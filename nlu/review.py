@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,24 +131,21 @@ def review_dismiss(item: ReviewItem, *, user: Any) -> ReviewItem:
 
 def review_accept_all(*, items: Iterable[ReviewItem], user: Any) -> BulkResult:
     """Accept each item's suggestion; items that cannot be accepted are left as they are."""
-    result = BulkResult()
-    for item in items:
-        try:
-            review_accept(item, user=user)
-        except ApplicationError as exc:
-            result.errors.append(f"{item.text[:40]!r}: {exc.message}")
-        else:
-            result.done += 1
-    return result
+    return _each(items, lambda item: review_accept(item, user=user))
 
 
 def review_dismiss_all(*, items: Iterable[ReviewItem], user: Any) -> BulkResult:
     """Dismiss every open item among these."""
+    return _each(items, lambda item: review_dismiss(item, user=user))
+
+
+def _each(items: Iterable[ReviewItem], resolve: Callable[[ReviewItem], object]) -> BulkResult:
+    """Resolve items one by one; one that cannot be resolved is reported, the rest go on."""
     result = BulkResult()
     for item in items:
         try:
-            review_dismiss(item, user=user)
-        except ReviewItemResolved as exc:
+            resolve(item)
+        except ApplicationError as exc:
             result.errors.append(f"{item.text[:40]!r}: {exc.message}")
         else:
             result.done += 1

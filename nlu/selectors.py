@@ -8,8 +8,17 @@ from nlu.models import Intent
 
 
 def intent_list_active() -> QuerySet[Intent]:
-    """Active intents with their slots (in asking order) and examples prefetched (three queries)."""
-    return Intent.objects.filter(active=True).prefetch_related("slots", "examples")
+    """Active intents with their slots prefetched in asking order (two queries in all).
+
+    Every turn reads these; the examples (thousands in a large domain) are left out: only the
+    LLM labeller needs them (intent_list_for_labelling).
+    """
+    return Intent.objects.filter(active=True).prefetch_related("slots")
+
+
+def intent_list_for_labelling() -> list[Intent]:
+    """Active intents with their examples prefetched, for the few-shot prompt (two queries)."""
+    return list(Intent.objects.filter(active=True).prefetch_related("examples"))
 
 
 def intent_get_active(name: str) -> Intent | None:

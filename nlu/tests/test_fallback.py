@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from nlu.fallback import NONE_LABEL, classifier_prompt, classify_with_llm, parse_label
-from nlu.selectors import intent_list_active
+from nlu.selectors import intent_list_for_labelling
 from testkit.scripted_llm import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +17,7 @@ NAMES = ["greeting", "goodbye", "order_meal", "check_order", "out_of_scope"]
 @pytest.fixture
 def intents(db):  # type: ignore[no-untyped-def]
     call_command("load_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return list(intent_list_active())
+    return intent_list_for_labelling()
 
 
 @pytest.mark.parametrize(
