@@ -279,6 +279,9 @@ NLU_MODEL_CHECK_SECONDS = env_float("NLU_MODEL_CHECK_SECONDS", 5.0)
 # Online micro-batches: up to this many texts, or whatever arrived within the wait, per inference.
 NLU_BATCH_MAX = env_int("NLU_BATCH_MAX", 32)
 NLU_BATCH_WAIT_MS = env_float("NLU_BATCH_WAIT_MS", 2.0)
+# How long an online caller waits for the e5 encoder (a cascade's second stage) before the first
+# stage's answer stands; 0 waits as long as it takes (docs/nlu-serving.md).
+NLU_ENCODER_BUDGET_MS = env_float("NLU_ENCODER_BUDGET_MS", 50.0)
 NLU_PREDICTION_CACHE_SECONDS = env_int("NLU_PREDICTION_CACHE_SECONDS", 60)
 
 # --- Chat limits and streaming ----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The intent classifier as the rest of the product calls it: online (async) and in bulk (sync).
 
 Online: normalise → the serving model (no I/O between checks) → the prediction cache → the
-micro-batcher → the cache again. Bulk (Celery, relabelling): batches of NLU_BATCH_MAX straight
+micro-batcher (the first stage, then the encoder within NLU_ENCODER_BUDGET_MS) → the cache again
+(not for an answer given over budget). Bulk (Celery, relabelling): batches of NLU_BATCH_MAX straight
 through `IntentModel.predict`, no cache. Both answer None when there is no model opinion: no
 model serves, or the text normalises to nothing.
 """
@@ -17,7 +18,7 @@ from django.conf import settings
 
 from nlu.classifier import cache as prediction_cache
 from nlu.classifier.artifact import Prediction
-from nlu.classifier.batching import get_batcher
+from nlu.classifier.batching import Stage, get_batcher
 from nlu.classifier.normalize import normalize
 from nlu.classifier.serving import aserving_model, serving_model
 
@@ -31,6 +32,8 @@ class ClassifierResult(Prediction):
     model_version: int
     source: Source
     elapsed_ms: float
+    # Which part of the model answered (batching.Stage); "" from the cache or the bulk path.
+    stage: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """Small JSON for tasks and logs."""
@@ -41,6 +44,7 @@ class ClassifierResult(Prediction):
             "model_version": self.model_version,
             "source": self.source,
             "elapsed_ms": round(self.elapsed_ms, 3),
+            "stage": self.stage,
         }
 
 
@@ -57,9 +61,10 @@ async def classify(text: str) -> ClassifierResult | None:
     cached = await prediction_cache.aget_prediction(key)
     if cached is not None:
         return ClassifierResult(cached.top, loaded.version, "cache", _ms(started))
-    prediction = await get_batcher().predict(normalized, loaded.model)
-    await prediction_cache.aset_prediction(key, prediction)
-    return ClassifierResult(prediction.top, loaded.version, "model", _ms(started))
+    prediction, stage = await get_batcher().predict_staged(normalized, loaded.model)
+    if stage != Stage.OVER_BUDGET:  # a repeat may find the encoder less busy
+        await prediction_cache.aset_prediction(key, prediction)
+    return ClassifierResult(prediction.top, loaded.version, "model", _ms(started), stage)
 
 
 def classify_texts(texts: Sequence[str]) -> list[ClassifierResult | None]:

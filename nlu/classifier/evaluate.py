@@ -23,9 +23,6 @@ from nlu.classifier.model import (
     DEFAULT_RECIPE,
     IntentClassifier,
     Recipe,
-    calibrate,
-    combine,
-    softmax,
 )
 from nlu.classifier.normalize import normalize
 from nlu.classifier.train import embed_all, step, validate
@@ -89,6 +86,7 @@ def evaluate_split(
         )
 
     model, threshold = IntentClassifier(recipe), 0.0
+    result_extra: dict[str, float] = {}
     started = time.perf_counter()
     if folds >= 2:
         k = fold_count(train_intents, folds)
@@ -102,10 +100,12 @@ def evaluate_split(
             progress=progress,
         )
         truth = np.array([labels.index(i) for i in train_intents])
-        model.scales = calibrate(members, truth, model.weights())
+        model.calibrate(members, truth, labels)
+        result_extra["encoder_share_oof"] = model.encoder_share(members)
+        result_extra["cascade_gate"] = model.cascade_gate
         if oos_label is not None:
             threshold = rejection_threshold(
-                softmax(combine(model.scales, members)), truth, labels.index(oos_label)
+                model.probabilities(members), truth, labels.index(oos_label)
             )
     timings["cross_validation_seconds"] = time.perf_counter() - started
 
@@ -120,7 +120,17 @@ def evaluate_split(
     result = classification_metrics(
         test_intents, predicted, probabilities.max(axis=1), sorted(set(labels) | set(test_intents))
     )
-    result.update(recipe=recipe.name, scales=model.scales, train_examples=len(train_texts))
+    result.update(
+        result_extra,
+        recipe=recipe.name,
+        scales=model.scales,
+        text_scale=model.text_scale,
+        train_examples=len(train_texts),
+    )
+    if len(model.members) > 1:
+        result["encoder_share"] = model.encoder_share(
+            model.member_logits(test_texts, test_embeddings)
+        )
     if oos_label is not None:
         result.update(oos_scores(test_intents, predicted, oos_label), oos_threshold=threshold)
 

@@ -22,9 +22,6 @@ from nlu.classifier.model import (
     DEFAULT_RECIPE,
     IntentClassifier,
     Recipe,
-    calibrate,
-    combine,
-    softmax,
 )
 from nlu.classifier.normalize import normalize
 from nlu.classifier.report import confusion_png
@@ -82,11 +79,17 @@ def train(
             texts, intents, embeddings, recipe, folds=k, labels=labels, progress=progress
         )
         truth = np.array([labels.index(i) for i in intents])
-        model.scales = calibrate(members, truth, model.weights())
-        probabilities = softmax(combine(model.scales, members))
+        model.calibrate(members, truth, labels)
+        probabilities = model.probabilities(members)
         predicted = [labels[i] for i in probabilities.argmax(axis=1)]
         metrics = classification_metrics(intents, predicted, probabilities.max(axis=1), labels)
-        metrics.update(folds=k, scales=model.scales)
+        metrics.update(
+            folds=k,
+            scales=model.scales,
+            text_scale=model.text_scale,
+            cascade_gate=model.cascade_gate,
+            encoder_share=model.encoder_share(members),
+        )
         png = confusion_png(labels, metrics["confusion"]["matrix"])
 
     step(progress, "fit", 0, 2)

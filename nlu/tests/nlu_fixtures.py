@@ -78,12 +78,15 @@ def tiny_artifact(variant: int = 0) -> tuple[bytes, list[str]]:
     return to_onnx(fit_pipeline(examples))
 
 
-def serving_nlu_model(variant: int = 0, *, promote: bool = True):  # type: ignore[no-untyped-def]
-    """Store a ready NluModel with a tiny artifact; serving (the previous one demoted) if
-    `promote`. The caller tells processes with serving.serving_version_changed(model.pk)."""
+def serving_nlu_model(  # type: ignore[no-untyped-def]
+    variant: int = 0, *, promote: bool = True, artifact: tuple[bytes, list[str]] | None = None
+):
+    """Store a ready NluModel with a tiny artifact (or `artifact`); serving (the previous one
+    demoted) if `promote`. The caller tells processes with
+    serving.serving_version_changed(model.pk)."""
     from nlu.models import NluModel, NluModelStatus
 
-    onnx_bytes, labels = tiny_artifact(variant)
+    onnx_bytes, labels = artifact or tiny_artifact(variant)
     if promote:
         NluModel.objects.filter(is_serving=True).update(is_serving=False)
     return NluModel.objects.create(
@@ -95,3 +98,19 @@ def serving_nlu_model(variant: int = 0, *, promote: bool = True):  # type: ignor
         artifact_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
         intent_count=len(labels),
     )
+
+
+@functools.cache
+def cascade_artifact() -> tuple[bytes, list[str]]:
+    """The product's own default recipe (a TF-IDF first stage, then e5) on EXAMPLES: the
+    artifact a cascade's serving code sees."""
+    from nlu.classifier.export import to_onnx as export
+    from nlu.classifier.model import DEFAULT_RECIPE, IntentClassifier
+    from nlu.classifier.train import embed_all
+
+    texts = [normalize(t) for texts in EXAMPLES.values() for t in texts]
+    labels = [intent for intent, texts in EXAMPLES.items() for _ in texts]
+    # Uncalibrated, with a gate that leaves the clear texts to the first stage (six examples an
+    # intent make for modest confidences).
+    model = IntentClassifier(DEFAULT_RECIPE, gate=0.6).fit(texts, labels, embed_all(texts))
+    return export(model), model.labels

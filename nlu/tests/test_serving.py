@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -12,14 +13,14 @@ from django.conf import settings
 from django.core.cache import cache
 
 from nlu.classifier import serving
-from nlu.classifier.artifact import IntentModel, Prediction
-from nlu.classifier.batching import MicroBatcher, get_batcher
+from nlu.classifier.artifact import FirstAnswer, IntentModel, Prediction
+from nlu.classifier.batching import MicroBatcher, Stage, get_batcher
 from nlu.classifier.cache import prediction_key
 from nlu.classifier.normalize import normalize
 from nlu.models import NluModel
 from nlu.predict import classify, classify_texts
 from nlu.tasks import classify_texts_batch_task, warm_up_nlu_task
-from nlu.tests.nlu_fixtures import serving_nlu_model, tiny_artifact
+from nlu.tests.nlu_fixtures import cascade_artifact, serving_nlu_model, tiny_artifact
 from testkit.processes import start_celery_worker
 
 # The registry reads rows from executor threads: they see only committed data.
@@ -52,12 +53,25 @@ class CountingModel:
         self.model = model
         self.fail = fail
         self.batches: list[int] = []
+        self.encoded: list[int] = []
+        self.encoder_delay = 0.0
 
     def predict(self, texts: list[str], *, top: int = 3) -> list[Prediction]:
         self.batches.append(len(texts))
         if self.fail:
             raise RuntimeError("inference failed")
         return self.model.predict(texts, top=top)
+
+    def predict_first(self, texts: list[str], *, top: int = 3) -> list[FirstAnswer]:
+        self.batches.append(len(texts))
+        if self.fail:
+            raise RuntimeError("inference failed")
+        return self.model.predict_first(texts, top=top)
+
+    def predict_encoded(self, texts: list[str], *, top: int = 3) -> list[Prediction]:
+        self.encoded.append(len(texts))
+        time.sleep(self.encoder_delay)
+        return self.model.predict_encoded(texts, top=top)
 
 
 def real_model(variant: int = 0) -> IntentModel:
@@ -235,6 +249,69 @@ async def test_concurrent_calls_share_batches_and_match_one_at_a_time():
     for batched, single in zip(results, alone, strict=True):
         assert [i for i, _ in batched.top] == [i for i, _ in single.top]
         assert [c for _, c in batched.top] == pytest.approx([c for _, c in single.top], abs=1e-5)
+
+
+async def test_a_cascade_sends_only_unsure_texts_to_the_encoder_stage():
+    # given the default recipe's model, and texts it is sure of and texts it is not
+    model = CountingModel(IntentModel(*cascade_artifact()))
+    batcher = MicroBatcher(max_batch=32, wait_ms=50)
+    texts = [normalize(t) for t in ["hello", "two pizzas please", "zqx vvk", "blorp?", "再见"]]
+    _, routed = model.model.first_stage(texts)
+    assert 0 < routed.sum() < len(texts)
+
+    # when they are classified at once
+    results = await asyncio.gather(*(batcher.predict(t, model) for t in texts))
+
+    # then every text went through the first stage, only the unsure ones through the encoder's,
+    # and the answers are the model's own
+    assert sum(model.batches) == len(texts)
+    assert sum(model.encoded) == routed.sum()
+    assert batcher.encoder.stats.texts == routed.sum()
+    for result, expected in zip(results, model.model.predict(texts), strict=True):
+        assert result.top == pytest.approx(expected.top)
+
+
+async def test_past_the_encoder_budget_the_first_stage_answers():
+    # given a cascade whose encoder takes 300 ms, and a budget of 20 ms
+    model = CountingModel(IntentModel(*cascade_artifact()))
+    model.encoder_delay = 0.3
+    batcher = MicroBatcher(max_batch=8, wait_ms=1, encoder_budget_ms=20)
+    unsure, sure = normalize("zqx vvk"), normalize("hello")
+    (first_unsure, first_sure) = model.model.predict_first([unsure, sure])
+    assert not first_unsure.final and first_sure.final
+
+    # when both are classified
+    started = time.perf_counter()
+    (a, a_stage), (b, b_stage) = await asyncio.gather(
+        batcher.predict_staged(unsure, model), batcher.predict_staged(sure, model)
+    )
+
+    # then the unsure one got the first stage's answer in time, the sure one its own
+    assert time.perf_counter() - started < 0.25
+    assert (a_stage, b_stage) == (Stage.OVER_BUDGET, Stage.FIRST)
+    assert a.top == first_unsure.prediction.top
+    assert batcher.over_budget == 1
+    # and without a budget the encoder's answer is awaited
+    patient = MicroBatcher(max_batch=8, wait_ms=1, encoder_budget_ms=0)
+    c, c_stage = await patient.predict_staged(unsure, model)
+    assert c_stage == Stage.ENCODER
+    assert c.top == pytest.approx(model.model.predict([unsure])[0].top)
+
+
+async def test_an_answer_over_budget_is_not_cached(settings):
+    # given a serving cascade model and a budget nothing can meet
+    settings.NLU_ENCODER_BUDGET_MS = 0.001
+    await sync_to_async(serving_nlu_model)(artifact=cascade_artifact())
+    text = unique("zqx vvk")
+
+    # when an unsure text is classified twice
+    first = await classify(text)
+    second = await classify(text)
+
+    # then both came from the model's first stage, over budget: the first was not cached
+    assert first is not None and second is not None
+    assert (first.source, first.stage) == ("model", "over_budget")
+    assert (second.source, second.stage) == ("model", "over_budget")
 
 
 async def test_a_batch_never_exceeds_the_maximum_and_a_full_one_does_not_wait():
