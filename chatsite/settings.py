@@ -284,6 +284,14 @@ NLU_BATCH_WAIT_MS = env_float("NLU_BATCH_WAIT_MS", 2.0)
 NLU_ENCODER_BUDGET_MS = env_float("NLU_ENCODER_BUDGET_MS", 50.0)
 NLU_PREDICTION_CACHE_SECONDS = env_int("NLU_PREDICTION_CACHE_SECONDS", 60)
 
+# --- Moderation: the sensitive words (nlu/moderation/, docs/moderation.md) ---------------------
+# How often a process looks at the words' version key; an admin edit reaches every process within
+# this. With a per-process cache (no REDIS_URL) or while the cache is down, it asks the database.
+MODERATION_CHECK_SECONDS = env_float("MODERATION_CHECK_SECONDS", 2.0)
+# Whatever the key says, a process also compares the table with what it built from this often:
+# a version bump lost in a cache outage is caught within this time.
+MODERATION_RESYNC_SECONDS = env_float("MODERATION_RESYNC_SECONDS", 60.0)
+
 # --- Chat limits and streaming ----------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 32 * 1024)

@@ -383,5 +383,6 @@ def _chosen_intent(raw: str) -> Intent | None:
     return Intent.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
 
 
-# The classifiers' console lives in its own module; importing it registers it with the admin.
-from nlu import classifier_admin  # noqa: E402, F401
+# The classifiers' console and the sensitive words live in their own modules; importing them
+# registers them with the admin.
+from nlu import classifier_admin, moderation_admin  # noqa: E402, F401

@@ -66,3 +66,10 @@ class TrainingDataInvalid(ApplicationError):
 
     code = "training_data_invalid"
     status = 400
+
+
+class ContentBlocked(ApplicationError):
+    """The text contains a word staff listed with the block action; it is not processed."""
+
+    code = "content_blocked"
+    status = 400

@@ -341,3 +341,61 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class SensitiveWordCategory(models.TextChoices):
+    ABUSE = "abuse", "Abuse"
+    POLITICS = "politics", "Politics"
+    ADS = "ads", "Advertising"
+    PERSONAL_DATA = "personal_data", "Personal data"
+    OTHER = "other", "Other"
+
+
+class SensitiveWordAction(models.TextChoices):
+    # The same values as nlu.moderation.matcher.Action (a test keeps them in step).
+    BLOCK = "block", "Block the message"
+    MASK = "mask", "Mask the word"
+    FLAG = "flag", "Flag for review"
+
+
+class SensitiveWord(models.Model):
+    """A word or phrase that moderation blocks, masks or flags; staff edit the list in the admin.
+
+    Every process matches against the active words; an edit reaches them within seconds
+    (nlu/moderation/registry.py). Write through nlu.moderation.services, never directly.
+    """
+
+    word = models.CharField(
+        max_length=64, help_text="As staff spell it; matching ignores case, width and accents."
+    )
+    # normalize_word(word): what the matcher compares. The unique constraint's index (normalised
+    # first) serves lookups by it, so it has no index of its own.
+    normalised = models.CharField(max_length=255, editable=False)
+    category = models.CharField(
+        max_length=16, choices=SensitiveWordCategory.choices, default=SensitiveWordCategory.OTHER
+    )
+    action = models.CharField(
+        max_length=8, choices=SensitiveWordAction.choices, default=SensitiveWordAction.MASK
+    )
+    language = models.CharField(
+        max_length=16, blank=True, help_text='A short code such as "en" or "zh"; empty: any.'
+    )
+    is_active = models.BooleanField("active", default=True)
+    # Where the word came from: "staff", "import" or a seed list ("ldnoobw-en", ...): the
+    # attribution the seed lists' licences ask for, and what a clean-up filters on.
+    source = models.CharField(max_length=50, default="staff")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["normalised", "category"]
+        constraints = [
+            # What makes imports and seeding idempotent: one row per word and category.
+            models.UniqueConstraint(
+                fields=["normalised", "category"], name="sensitive_word_unique_per_category"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.word
