@@ -53,6 +53,8 @@ class MessageInline(ReadOnlyInline):
         "nlu_ms",
         "status",
         "error_code",
+        "flagged",
+        "moderation",
         "ttft_ms",
         "total_ms",
         "token_count",
@@ -102,10 +104,26 @@ class SlotChangeInline(ReadOnlyInline):
     fields = ("at", "name", "old_masked", "new_masked")
 
 
+class FlaggedFilter(admin.SimpleListFilter):
+    """Conversations with a message that holds a sensitive word listed with the `flag` action."""
+
+    title = "flagged for review"
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Has a flagged message")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet:
+        if self.value() == "yes":
+            flagged = Message.objects.filter(flagged=True).values("conversation_id")
+            return queryset.filter(pk__in=flagged)
+        return queryset
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("public_id", "title", "user", "state", "last_active", "created_at")
-    list_filter = ("state",)
+    list_filter = ("state", FlaggedFilter)
     search_fields = ("public_id", "title")
     list_select_related = ("user",)
     readonly_fields = (

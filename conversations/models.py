@@ -106,6 +106,10 @@ class Message(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     total_ms = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField(default=0)
+    # Sensitive words found in it, as [{"category", "action", "count"}] (never the words), and
+    # whether one of them asks staff to review it (the `flag` action).
+    moderation = models.JSONField(default=list, blank=True)
+    flagged = models.BooleanField(default=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

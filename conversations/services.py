@@ -24,6 +24,7 @@ from conversations.models import (
     SlotChange,
     SlotValue,
 )
+from conversations.moderation import Moderated, moderate_input
 from conversations.selectors import Actor, is_stale
 from nlu.llm import ChatMessage
 from nlu.models import Intent
@@ -87,19 +88,26 @@ def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Turn
 
     Raises:
         EmptyMessage, MessageTooLong: the text is not acceptable.
+        ContentBlocked: it holds a word staff block (nothing is stored).
         TurnInProgress: another reply in this conversation is still streaming.
     """
-    text = clean_text(text)
+    # Sensitive words staff mask are masked here, before the message is stored or seen by a model.
+    moderated = moderate_input(clean_text(text))
     try:
-        return _turn_start(conversation_id=conversation_id, text=text, client_id=client_id)
+        return _turn_start(
+            conversation_id=conversation_id, moderated=moderated, client_id=client_id
+        )
     except IntegrityError:
         # Two sends of one client_id raced past the lock (SQLite has no row locks): the loser
         # finds the winner's turn.
-        return _turn_start(conversation_id=conversation_id, text=text, client_id=client_id)
+        return _turn_start(
+            conversation_id=conversation_id, moderated=moderated, client_id=client_id
+        )
 
 
 @transaction.atomic
-def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
+def _turn_start(*, conversation_id: int, moderated: Moderated, client_id: uuid.UUID) -> TurnStarted:
+    text = moderated.text
     # Every query here runs while the conversation row is locked, on the one thread Channels
     # gives the ORM: 10 statements, BEGIN and COMMIT included (bench/ws_stream.py counts them),
     # and with intents defined two more, plus one to read the open task's slots.
@@ -165,6 +173,8 @@ def _turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Tur
         role=MessageRole.USER,
         text=stored_text,
         client_id=client_id,
+        moderation=moderated.record,
+        flagged=moderated.flagged,
     )
     reply = Message.objects.create(
         conversation=conversation,
@@ -408,6 +418,7 @@ class ReplyOutcome:
     total_ms: int
     error_code: str = ""
     is_fallback: bool = False
+    moderation: list[dict[str, object]] = field(default_factory=list)  # Message.moderation
 
 
 def turn_end_state(error_code: str) -> str:
@@ -443,6 +454,8 @@ def reply_finish(
             total_ms=outcome.total_ms,
             error_code=outcome.error_code,
             is_fallback=outcome.is_fallback,
+            moderation=outcome.moderation,
+            flagged=any(entry["action"] == "flag" for entry in outcome.moderation),
             updated_at=now,
         )
         if states.transition_in_db(

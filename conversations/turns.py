@@ -22,9 +22,12 @@ from django.utils import timezone
 from chatsite.exceptions import ApplicationError
 from conversations import dialogue, pii, selectors, services, states
 from conversations.models import Conversation, ConversationState, MessageStatus
+from conversations.moderation import ReplyFilter
 from conversations.streams import ReplyStream, get_hub
 from nlu.exceptions import LlmUnavailable
 from nlu.llm import stream_chat
+from nlu.moderation.matcher import EMPTY
+from nlu.moderation.registry import acurrent_matcher
 from nlu.predict import ClassifierResult, classify
 from nlu.recognize import recognize
 
@@ -178,6 +181,8 @@ async def _run_reply(
     decision: dialogue.Decision | None = None
     prompt = started.prompt
     from_state = ConversationState.CALLING_AI
+    # Staff's sensitive words, masked inside the model's stream before any socket sees them.
+    safety = await _reply_filter(reply_key)
     try:
         if started.dialogue is not None:
             from_state = ConversationState.RECOGNIZING_INTENT
@@ -199,7 +204,10 @@ async def _run_reply(
                         conversation_pk, reply_pk, ended
                     )
                 )
-            stream.push(piece)
+            if safe := safety.feed(piece):
+                stream.push(safe)
+        if rest := safety.finish():
+            stream.push(rest)
         if decision is not None and decision.must_ask:
             _ask_if_it_did_not(stream, decision)
     except (LlmUnavailable, ApplicationError) as exc:
@@ -226,6 +234,7 @@ async def _run_reply(
         total_ms=_ms_since(received),
         error_code=error_code,
         is_fallback=is_fallback,
+        moderation=safety.record,
     )
     ended.set()
     try:
@@ -279,6 +288,16 @@ async def _run_reply(
             "tokens": outcome.token_count,
         },
     )
+
+
+async def _reply_filter(reply_key: str) -> ReplyFilter:
+    """The reply's sensitive-word filter; with none (logged) if the words cannot be had: a reply
+    must always end, and the words the process held are kept by the registry anyway."""
+    try:
+        return ReplyFilter(await acurrent_matcher())
+    except Exception:
+        logger.exception("sensitive words unavailable", extra={"message_id": reply_key})
+        return ReplyFilter(EMPTY)
 
 
 async def _nothing() -> AsyncIterator[str]:
