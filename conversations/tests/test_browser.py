@@ -331,3 +331,36 @@ def test_an_order_is_taken_step_by_step_and_personal_data_shows_masked(
     assert users.nth(1).inner_text() == "138****8000"
     assert users.nth(2).inner_text() == "上海市浦东新***"
     assert users.nth(3).inner_text() == "不对，手机号是 139****5678"
+
+
+def test_sensitive_words_are_refused_or_masked_in_the_page(daphne_server, new_page, scripted_llm):
+    # given a block word, a mask word, and a model that spells the mask word across tokens
+    from nlu.moderation.services import sensitive_word_create
+
+    sensitive_word_create(word="kaboomword", category="abuse", action="block")
+    sensitive_word_create(word="scamcoin", category="ads", action="mask")
+    scripted_llm.script = Script(tokens=["Never buy ", "sc", "am", "co", "in", ", ok?"])
+    page = new_page()
+    _start_conversation(page, daphne_server)
+    composer = page.get_by_label("Message", exact=True)
+
+    # when the visitor sends a blocked word
+    composer.fill("you kaboomword")
+    page.get_by_role("button", name="Send").click()
+
+    # then they are told, nothing is shown as sent, and the text is back in the composer
+    expect(page.get_by_role("alert")).to_contain_text("not allowed")
+    expect(page.locator(".msg--user")).to_have_count(0)
+    expect(composer).to_have_value("you kaboomword")
+
+    # when they send a message without it
+    composer.fill("should I buy SCAMCOIN?")
+    page.get_by_role("button", name="Send").click()
+
+    # then their word is masked once stored, and the reply never shows the word
+    reply = page.locator(".msg--assistant[data-status=complete] .msg-text")
+    expect(reply).to_have_count(1)
+    assert reply.inner_text() == "Never buy ********, ok?"
+    page.reload()
+    expect(page.locator(".msg--user .msg-text")).to_have_text("should I buy ********?")
+    expect(page.locator(".msg--assistant .msg-text")).to_have_text("Never buy ********, ok?")

@@ -52,6 +52,7 @@ const REFUSED_SEND = new Set([
   "turn_in_progress",
   "empty_message",
   "message_too_long",
+  "content_blocked",
   "invalid_frame",
   "frame_too_large",
 ]);
