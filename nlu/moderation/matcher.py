@@ -42,7 +42,7 @@ import ahocorasick_rs
 
 from nlu.moderation.normalize import (
     FormMap,
-    is_cjk,
+    has_cjk,
     is_separator,
     matching_form,
     needs_pattern,
@@ -156,7 +156,7 @@ class Matcher:
         latin: dict[str, _Variant] = {}
         cjk: dict[str, _Variant] = {}
         for index, pattern in enumerate(self._patterns):
-            if any(is_cjk(char) for char in pattern.word):
+            if has_cjk(pattern.word):
                 # No word boundaries; looked for in the matching form without its spaces.
                 cjk[pattern.word] = _Variant(index, False, False, False)
                 continue
