@@ -24,8 +24,8 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 
+from chatsite.db import own_connection
 from nlu.classifier.artifact import IntentModel
 
 logger = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _apply(registry: _Registry, row: _Row | None) -> None:
 def _serving_row() -> _Row | None:
     from nlu.models import NluModel
 
-    with _own_connection():
+    with own_connection():
         values = (
             NluModel.objects.filter(is_serving=True)
             .values_list("pk", "artifact_sha256", "labels")
@@ -189,7 +189,7 @@ def _artifact_bytes(row: _Row) -> bytes:
             return data
     from nlu.models import NluModel
 
-    with _own_connection():
+    with own_connection():
         blob = NluModel.objects.filter(pk=row.pk).values_list("artifact", flat=True).first()
     if not blob:
         raise ValueError(f"NLU model v{row.pk} has no artifact")
@@ -214,21 +214,6 @@ def _write_copy(path: Path, data: bytes) -> None:
         tmp.replace(path)  # atomic: another process never reads half a file
     except OSError:
         logger.warning("nlu artifact copy not written", extra={"path": str(path)}, exc_info=True)
-
-
-class _own_connection:  # noqa: N801 (used like a function)
-    """Close the thread's database connection afterwards if this call opened it.
-
-    Checks run on executor threads, whose connections Django never closes; a caller that already
-    had a connection (a request, a task) keeps it.
-    """
-
-    def __enter__(self) -> None:
-        self.opened = connection.connection is None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.opened and not connection.in_atomic_block:
-            connection.close()
 
 
 def _cache_add(key: str, value: int) -> None:

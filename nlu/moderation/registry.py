@@ -27,9 +27,9 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import connection
 from django.db.models import Count, Max
 
+from chatsite.db import own_connection
 from nlu.moderation.matcher import EMPTY, Action, Entry, Matcher
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def _check(state: _State) -> None:
     fingerprint: Fingerprint | None = None
     if use_table:
         try:
-            with _own_connection():
+            with own_connection():
                 fingerprint = _fingerprint()
         except Exception:  # the database is down too: keep the matcher, look again later
             logger.warning("moderation words not checked: database unavailable", exc_info=True)
@@ -165,7 +165,7 @@ def _build(state: _State, version: int | None, now: float) -> None:
 
     started = time.monotonic()
     try:
-        with _own_connection():
+        with own_connection():
             # The fingerprint first: a write that commits between the two reads makes the next
             # check build again, never keeps a matcher that misses it.
             fingerprint = _fingerprint()
@@ -258,18 +258,3 @@ def _fingerprint() -> Fingerprint:
         count=Count("pk"), last_id=Max("pk"), last_change=Max("updated_at")
     )
     return (values["count"], values["last_id"], values["last_change"])
-
-
-class _own_connection:  # noqa: N801 (used like a function)
-    """Close the thread's database connection afterwards if this call opened it.
-
-    Checks may run on executor threads, whose connections Django never closes; a caller that
-    already had a connection (a request, a task) keeps it.
-    """
-
-    def __enter__(self) -> None:
-        self.opened = connection.connection is None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.opened and not connection.in_atomic_block:
-            connection.close()
