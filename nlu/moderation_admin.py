@@ -20,6 +20,7 @@ from django.urls import URLPattern, URLResolver, path
 from django.utils.html import format_html
 
 from nlu.exceptions import ImportFileInvalid
+from nlu.exchange.forms import checked_upload
 from nlu.models import SensitiveWord, SensitiveWordAction, SensitiveWordCategory
 from nlu.moderation.registry import build_matcher
 from nlu.moderation.seeds import seed_sources
@@ -101,12 +102,7 @@ class WordsImportForm(forms.Form):
     )
 
     def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_FILE_BYTES:
-            raise forms.ValidationError(
-                f"The file is larger than {MAX_FILE_BYTES // 2**20} MB; split it."
-            )
-        return upload
+        return checked_upload(self.cleaned_data["file"], MAX_FILE_BYTES)
 
 
 class TryTextForm(forms.Form):

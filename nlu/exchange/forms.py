@@ -39,12 +39,7 @@ class ExamplesImportForm(forms.Form):
     )
 
     def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_FILE_BYTES:
-            raise forms.ValidationError(
-                f"The file is larger than {MAX_FILE_BYTES // 2**20} MB; split it."
-            )
-        return upload
+        return checked_upload(self.cleaned_data["file"])
 
     def clean_languages(self) -> list[str]:
         raw = self.cleaned_data["languages"]
@@ -75,3 +70,10 @@ class IntentExampleForm(forms.ModelForm):
             # Not shown here (the inline): their offsets would point into the old text.
             self.instance.entities = []
         return data
+
+
+def checked_upload(upload: Any, limit: int = MAX_FILE_BYTES) -> Any:
+    """An uploaded import file, refused when over `limit` bytes (before it is read)."""
+    if upload.size > limit:
+        raise forms.ValidationError(f"The file is larger than {limit // 2**20} MB; split it.")
+    return upload
