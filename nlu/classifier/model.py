@@ -142,20 +142,23 @@ class IntentClassifier:
         # where e5 would have said otherwise): that intent's recall must not drop either.
         oos = next((labels.index(name) for name in OUT_OF_SCOPE if name in labels), None)
         always = softmax(combine(scales, members))
+        floor = accuracy(always, truth) - self.recipe.cascade_tolerance
+        oos_floor = (
+            recall(always, truth, oos) - 10 * self.recipe.cascade_tolerance
+            if oos is not None
+            else 0
+        )
+        (text_scale,) = calibrate(members[:1], truth, [1.0])
+        first = softmax(text_scale * members[0])
         for gate in sorted(self.recipe.cascade_gates):
-            text_scale, cascade_scales = calibrate_cascade(members, truth, self.weights(), gate)
-            first = softmax(text_scale * members[0])
             kept = ~to_encoder(first, gate)
             if kept.any() and accuracy(first[kept], truth[kept]) < self.recipe.cascade_precision:
-                continue
+                continue  # checked first: it needs no calibration of the combined scales
+            _, cascade_scales = calibrate_cascade(members, truth, self.weights(), gate, text_scale)
             probabilities = cascade(text_scale, cascade_scales, members, gate)
-            tolerance = self.recipe.cascade_tolerance
-            if accuracy(probabilities, truth) < accuracy(always, truth) - tolerance:
+            if accuracy(probabilities, truth) < floor:
                 continue
-            if (
-                oos is not None
-                and recall(probabilities, truth, oos) < recall(always, truth, oos) - 10 * tolerance
-            ):
+            if oos is not None and recall(probabilities, truth, oos) < oos_floor:
                 continue
             self.text_scale, self.scales, self.gate = text_scale, cascade_scales, gate
             return
@@ -248,7 +251,11 @@ def calibrate(
 
 
 def calibrate_cascade(
-    members: Sequence[np.ndarray], truth: np.ndarray, weights: Sequence[float], gate: float
+    members: Sequence[np.ndarray],
+    truth: np.ndarray,
+    weights: Sequence[float],
+    gate: float,
+    text_scale: float | None = None,
 ) -> tuple[float, list[float]]:
     """(text scale, combined scales) for a cascade at `gate`, from out-of-fold logits.
 
@@ -256,7 +263,8 @@ def calibrate_cascade(
     to the encoder, with the final temperature raised until the cascade's answers at or above
     CONFIDENCE_THRESHOLD, both stages together, are right TARGET_PRECISION of the time.
     """
-    (text_scale,) = calibrate(members[:1], truth, [1.0])
+    if text_scale is None:  # the same for every gate: callers trying several pass it in
+        (text_scale,) = calibrate(members[:1], truth, [1.0])
     first = softmax(text_scale * members[0])
     routed = to_encoder(first, gate)
     if not routed.any():
