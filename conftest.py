@@ -102,6 +102,12 @@ async def hub_cleanup():  # type: ignore[no-untyped-def]
 
     await wait_for_running_turns()
     await close_hub()
+    # The connection the async views and database_sync_to_async left open in asgiref's
+    # thread-sensitive thread: closed, or PostgreSQL refuses to drop the test database.
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +120,19 @@ def _fresh_system_prompt_cache():  # type: ignore[no-untyped-def]
     cache.delete(SYSTEM_PROMPT_CACHE_KEY)
     yield
     cache.delete(SYSTEM_PROMPT_CACHE_KEY)
+
+
+@pytest.fixture
+def make_api_key(db):  # type: ignore[no-untyped-def]
+    """make_api_key(owner, scopes=...) -> the raw key (all scopes unless told)."""
+    from integrations.keys import api_key_create
+
+    def make(owner, scopes=("chat", "nlu", "admin-data"), **kwargs):  # type: ignore[no-untyped-def]
+        return api_key_create(owner=owner, name="test key", scopes=scopes, **kwargs).raw
+
+    return make
+
+
+def bearer(raw_key: str) -> dict[str, str]:
+    """Django test-client headers that authenticate with an API key."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw_key}"}

@@ -1,21 +1,26 @@
 """REST API plumbing shared by every app: authentication, the error shape, query parsing.
 
 Every API error, ours or DRF's or Django's, leaves as
-``{"error": {"code": "<stable snake_case>", "message": "<for people>", "details": {...}}}``
-with the matching HTTP status; never a stack trace.
+``{"code": "<stable snake_case>", "message": "<for people>", "detail": {...}}``
+with the matching HTTP status; never a stack trace. The codes are those of the WebSocket's
+error frames, whose shape is the same (plus ``"type": "error"``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.authentication import SessionScheme
-from rest_framework import authentication, exceptions, serializers
+from rest_framework import authentication, exceptions, pagination, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -60,28 +65,68 @@ class SessionAuthenticationScheme(SessionScheme):
     target_class = "chatsite.api.SessionAuthentication"
 
 
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField()
-
-
 class ErrorSerializer(serializers.Serializer):
     """The body of every error response (for the OpenAPI schema)."""
 
-    error = ErrorDetailSerializer()
+    code = serializers.CharField(help_text="Stable snake_case code, the same as the WebSocket's")
+    message = serializers.CharField(help_text="For people; may change")
+    detail = serializers.DictField(help_text="Machine-readable specifics, e.g. fields or limit")
+
+
+class CursorPage(pagination.CursorPagination):
+    """Every list: an opaque cursor (stable under inserts), `limit` from 1 to 200.
+
+    DRF quietly falls back to the default page size for a malformed `limit`; here it is an
+    error, so a client's bug shows up as one.
+    """
+
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 200
+    ordering = "-created_at"
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.getlist(self.page_size_query_param)
+        if not raw:
+            return self.page_size
+        try:
+            value = int(raw[-1]) if len(raw) == 1 else 0
+        except ValueError:
+            value = 0
+        if not 1 <= value <= self.max_page_size:
+            raise InvalidParameter(
+                f"limit must be an integer from 1 to {self.max_page_size}",
+                extra={"fields": {"limit": ["Not a valid page size."]}},
+            )
+        return value
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 200}
+        return parameters
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings (DRF's would turn 42 or true into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The error envelope."""
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    return {"code": code, "message": message, "detail": details or {}}
 
 
 def query_params(serializer_class: type[serializers.Serializer], request: Request) -> Any:
     """Validate the query string with a serializer.
 
     Raises:
-        InvalidParameter: with the field errors in ``details.fields``.
+        InvalidParameter: with the field errors in ``detail.fields``.
     """
     serializer = serializer_class(data=request.query_params)
     if not serializer.is_valid():
@@ -101,7 +146,9 @@ def _api_exception(exc: exceptions.APIException) -> tuple[str, str, dict[str, An
     code = codes if isinstance(codes, str) else str(exc.default_code)
     details: dict[str, Any] = {}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        details["retry_after"] = int(exc.wait)
+        details["retry_after"] = max(1, math.ceil(exc.wait))
+    if isinstance(exc, exceptions.ParseError):
+        code = "invalid_json"  # the WebSocket's code for the same mistake
     return code, str(exc.detail), details
 
 
@@ -135,10 +182,53 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         status, code, message, details = 500, "internal_error", "Something went wrong", {}
 
     # Imported here: rest_framework.views loads the settings, which load this module.
+    from rest_framework.renderers import JSONRenderer
     from rest_framework.views import set_rollback
 
     set_rollback()
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON whatever was asked for (an event stream, a ?format=): one shape.
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
     return Response(error_body(code, message, details), status=status, headers=headers)
+
+
+class ApiBodyLimitMiddleware:
+    """Refuse an API request whose body is over API_MAX_BODY_BYTES before anything reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(API_PREFIX):
+            limit = settings.API_MAX_BODY_BYTES
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > limit:
+                body = error_body(
+                    "request_too_large",
+                    f"Request bodies are limited to {limit} bytes",
+                    {"limit": limit},
+                )
+                return JsonResponse(body, status=413)
+        return self.get_response(request)
+
+
+@csrf_exempt  # nothing to protect, and a CSRF failure here would be an HTML page
+def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any /api/ URL no endpoint matched (also with DEBUG on, where handler404 is not used)."""
+    return JsonResponse(error_body("not_found", "Not found"), status=404)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the JSON error under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        body = error_body("csrf_failed", "CSRF check failed: send the csrftoken cookie's value")
+        return JsonResponse(body, status=403)
+    return csrf.csrf_failure(request, reason)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "integrations",
     "nlu",
     "conversations",
     "voice",
@@ -88,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatsite.api.ApiBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -184,6 +187,16 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "recover-stale-replies": {"task": "conversations.recover_stale_replies", "schedule": 60.0},
+    # Outbound webhooks (integrations/webhooks.py): re-queue deliveries whose task was lost
+    # (broker down at commit, worker killed), and forget old ones.
+    "requeue-webhook-deliveries": {
+        "task": "integrations.requeue_webhook_deliveries",
+        "schedule": 300.0,
+    },
+    "purge-webhook-deliveries": {
+        "task": "integrations.purge_webhook_deliveries",
+        "schedule": 3600.0,
+    },
 }
 # Bulk classification runs on its own queue, so a relabelling job never delays the default one.
 # Both queues are declared: a worker started without -Q consumes both; `-Q nlu` makes a dedicated
@@ -193,6 +206,11 @@ CELERY_TASK_ROUTES = {
     "nlu.*batch*": {"queue": "nlu"},
     "conversations.relabel_messages_batch": {"queue": "nlu"},
 }
+# Outbound webhooks: a failed delivery is retried after about 10 s, 20 s, 40 s ... (capped at an
+# hour, with jitter) until it succeeds or has been tried this many times; then it is "failed".
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+# Deliveries (sent or not) are deleted after this many days.
+WEBHOOK_KEEP_DAYS = env_int("WEBHOOK_KEEP_DAYS", 30)
 
 # --- Sessions, auth, security -----------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -262,6 +280,10 @@ LLM_SYSTEM_PROMPT = env_str(
 # --- Intent recognition -----------------------------------------------------------------------
 # Below this confidence of the classifier's top intent, the LLM decides (nlu/recognize.py).
 NLU_CONFIDENCE_THRESHOLD = env_float("NLU_CONFIDENCE_THRESHOLD", 0.7)
+# Below this top-intent confidence the classifier was not just unsure (that is the threshold
+# above, where the LLM labeller takes over) but lost: the intent.low_confidence webhook fires,
+# so integrators can route the conversation to a person.
+NLU_LOW_CONFIDENCE = env_float("NLU_LOW_CONFIDENCE", 0.5)
 # What new classifiers are trained as: "hybrid" (TF-IDF and multilingual-e5 embeddings: the more
 # accurate, ~8 ms of CPU per uncached message) or "tfidf" (a fraction of a millisecond; 2-5
 # points less accurate, more messages go to the LLM). Measurements: docs/nlu.md.
@@ -310,22 +332,46 @@ CHAT_PICKUP_CODE_MINUTES = env_int("CHAT_PICKUP_CODE_MINUTES", 10)
 
 # --- REST API (chatsite/api.py, conversations/api/) ------------------------------------------
 REST_FRAMEWORK = {
-    # Session cookies, with CSRF checked for anonymous sessions too (they own conversations).
-    # A token/API-key scheme for server-to-server clients comes with a later issue.
-    "DEFAULT_AUTHENTICATION_CLASSES": ["chatsite.api.SessionAuthentication"],
+    # API keys for integrators (integrations/), then Django's session: staff in the browsable
+    # API, and the chat page's own calls (CSRF checked for anonymous sessions too).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "integrations.authentication.ApiKeyAuthentication",
+        "chatsite.api.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "chatsite.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Under /api/ a refused CSRF check is the JSON error, not Django's HTML page.
+CSRF_FAILURE_VIEW = "chatsite.api.csrf_failure"
+# Requests a minute per API key (a key may set its own), counted in Redis across processes.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+# Larger request bodies are refused before they are read (413 request_too_large).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+# How long an Idempotency-Key's first response is kept for its retries.
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
 SPECTACULAR_SETTINGS = {
     "TITLE": "chatsite API",
-    "DESCRIPTION": "Conversation state and device pickup. Errors: "
-    '{"error": {"code", "message", "details"}} with a stable code.',
+    "DESCRIPTION": (
+        "Conversations, messages (whole or streamed as Server-Sent Events), NLU and the data "
+        "staff manage. Authenticate with `Authorization: Bearer <API key>`. Every error is "
+        '`{"code", "message", "detail"}` with a stable code. See docs/api.md.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging: JSON lines, never message text at INFO -------------------------------------------

@@ -18,6 +18,7 @@ from conversations.models import (
     AssistantProfile,
     Conversation,
     ConversationTransition,
+    EndUserDataRequest,
     FallbackReply,
     Message,
     MessageRole,
@@ -122,19 +123,21 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "title", "user", "state", "last_active", "created_at")
+    list_display = ("public_id", "title", "user", "end_user", "state", "last_active", "closed_at")
     list_filter = ("state", FlaggedFilter)
-    search_fields = ("public_id", "title")
+    search_fields = ("public_id", "title", "end_user")
     list_select_related = ("user",)
     readonly_fields = (
         "public_id",
         "user",
         "session_key",
+        "end_user",
         "state",
         "intent",
         "context",
         "created_at",
         "last_active",
+        "closed_at",
     )
     inlines = [MessageInline, SlotValueInline, SlotChangeInline, TransitionInline]
     actions = ["relabel"]
@@ -227,6 +230,25 @@ class PersonalDataRevealAdmin(admin.ModelAdmin):
     list_display = ("at", "username", "conversation_public_id", "slot_name")
     list_filter = ("username", "at")
     search_fields = ("conversation_public_id",)
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(EndUserDataRequest)
+class EndUserDataRequestAdmin(admin.ModelAdmin):
+    """Audit trail of end-user exports and erasures (API or staff): viewable, never changed."""
+
+    list_display = ("at", "action", "end_user", "owner_username", "requested_by", "conversations")
+    list_filter = ("action", "at")
+    search_fields = ("end_user", "owner_username", "requested_by")
     date_hierarchy = "at"
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]

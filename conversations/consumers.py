@@ -11,7 +11,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from chatsite.exceptions import ApplicationError
 from conversations import selectors
 from conversations.events import conversation_group
-from conversations.models import Conversation, MessageStatus
+from conversations.follow import fetch_missing
+from conversations.models import Conversation
 from conversations.protocol import (
     PROTOCOL_VERSION,
     PingFrame,
@@ -119,55 +120,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=data)
 
     async def _fetch(self, message_id: str, after_seq: int) -> list[Frame]:
-        """What a socket with the reply up to after_seq is missing: the log, else the database."""
-        frames = await self.hub.replay(message_id, after_seq)
-        if frames is not None and (self.hub.generating_here(message_id) or _has_end(frames)):
-            return frames
-        # No log, or a log with no end that no process here is finishing: the database decides.
-        snapshot = await database_sync_to_async(selectors.reply_snapshot)(
-            self.conversation, message_id
-        )
-        if snapshot is None:
-            return frames if frames is not None else [_not_found(message_id)]
-        if frames is None:
-            return [snapshot]
-        if snapshot["status"] == MessageStatus.STREAMING:
-            return frames  # still being written by another process
-        if snapshot["text"]:
-            return [*frames, snapshot]
-        # The writer died before storing anything: end the reply with what the log holds.
-        return [*frames, _end_of_dead_reply(message_id, frames, after_seq)]
-
-
-def _has_end(frames: list[Frame]) -> bool:
-    return bool(frames) and frames[-1]["type"] == "message.done"
-
-
-def _not_found(message_id: str) -> Frame:
-    return {
-        "type": "error",
-        "code": "not_found",
-        "message": "No such reply in this conversation",
-        "message_id": message_id,
-    }
-
-
-def _end_of_dead_reply(message_id: str, frames: list[Frame], after_seq: int) -> Frame:
-    last_seq = max(
-        (f["seq"] + len(f["tokens"]) - 1 for f in frames if f["type"] == "message.delta"),
-        default=after_seq,
-    )
-    return {
-        "type": "message.done",
-        "message_id": message_id,
-        "last_seq": last_seq,
-        "status": MessageStatus.INTERRUPTED,
-        "error_code": "turn_stale",
-        "is_fallback": False,
-        "ttft_ms": None,
-        "total_ms": None,
-        "token_count": last_seq,
-    }
+        return await fetch_missing(self.hub, self.conversation, message_id, after_seq)
 
 
 def _error_frame(exc: ApplicationError, client_id: str | None) -> Frame:

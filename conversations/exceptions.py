@@ -15,14 +15,20 @@ class EmptyMessage(ApplicationError):
 
 
 class MessageTooLong(ApplicationError):
+    # 400, not 413: the request is fine, one field of it is not (413 is request_too_large).
     code = "message_too_long"
-    status = 413
+    status = 400
 
 
 class TurnInProgress(ApplicationError):
     """Another reply in this conversation is still being generated."""
 
     code = "turn_in_progress"
+    status = 409
+
+
+class ConversationClosed(ApplicationError):
+    code = "conversation_closed"
     status = 409
 
 

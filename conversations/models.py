@@ -33,6 +33,9 @@ class Conversation(models.Model):
         related_name="conversations",
     )
     session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    # The integrator's own id for the person behind an API conversation (their CRM id, say):
+    # what the API's end-user export and erasure look up, within the owner's conversations.
+    end_user = models.CharField(max_length=200, blank=True)
     title = models.CharField(max_length=200, blank=True)
     state = models.CharField(
         max_length=32, choices=ConversationState.choices, default=ConversationState.WAITING_INPUT
@@ -50,9 +53,18 @@ class Conversation(models.Model):
     memory_from_sequence = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     last_active = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Closed conversations keep their history but take no new messages (conversation_closed).
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_active"]
+        indexes = [
+            models.Index(
+                fields=["user", "end_user"],
+                condition=~Q(end_user=""),
+                name="conversation_owner_end_user",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(user__isnull=False) | ~Q(session_key=""),
@@ -271,3 +283,31 @@ class ConversationGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_key[:6]}… may open {self.conversation_id}"
+
+
+class EndUserDataAction(models.TextChoices):
+    EXPORT = "export", "Export"
+    ERASE = "erase", "Erase"
+
+
+class EndUserDataRequest(models.Model):
+    """Audit record: one end user's data was exported or erased (who asked, what it touched)."""
+
+    action = models.CharField(max_length=16, choices=EndUserDataAction.choices)
+    # The tenant whose conversations were searched, and the integrator's id of the person.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner_username = models.CharField(max_length=150)
+    end_user = models.CharField(max_length=200)
+    # Who asked: an API key (name and prefix) or a staff username. Text, to outlive both.
+    requested_by = models.CharField(max_length=200)
+    conversations = models.PositiveIntegerField(default=0)
+    messages = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.end_user} by {self.requested_by}"

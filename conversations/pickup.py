@@ -33,19 +33,20 @@ MAX_FAILURES = 10
 FAILURE_WINDOW_SECONDS = 15 * 60
 
 
+# No such code is "not found"; a code that was real but is spent is a conflict with its state.
 class PickupCodeInvalid(ApplicationError):
     code = "pickup_code_invalid"
-    status = 400
+    status = 404
 
 
 class PickupCodeExpired(ApplicationError):
     code = "pickup_code_expired"
-    status = 400
+    status = 409
 
 
 class PickupCodeUsed(ApplicationError):
     code = "pickup_code_used"
-    status = 400
+    status = 409
 
 
 class TooManyAttempts(ApplicationError):
@@ -64,7 +65,7 @@ class SessionRequired(ApplicationError):
     """The redeemer has no browser session to grant the conversation to."""
 
     code = "session_required"
-    status = 400
+    status = 403
 
 
 def normalise(code: str) -> str:

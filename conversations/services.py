@@ -13,7 +13,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations import dialogue, pii, selectors, states
-from conversations.exceptions import EmptyMessage, MessageTooLong, TurnInProgress
+from conversations.exceptions import (
+    ConversationClosed,
+    EmptyMessage,
+    MessageTooLong,
+    TurnInProgress,
+)
 from conversations.models import (
     AssistantProfile,
     Conversation,
@@ -26,6 +31,7 @@ from conversations.models import (
 )
 from conversations.moderation import Moderated, moderate_input
 from conversations.selectors import Actor, is_stale
+from integrations.webhooks import webhook_emit, webhook_emit_lazy
 from nlu.llm import ChatMessage
 from nlu.models import Intent
 from nlu.selectors import intent_list_active
@@ -35,13 +41,41 @@ logger = logging.getLogger(__name__)
 TITLE_CHARS = 60
 
 
-def conversation_create(*, actor: Actor, title: str = "") -> Conversation:
-    """Start an empty conversation owned by the actor."""
+def conversation_create(*, actor: Actor, title: str = "", end_user: str = "") -> Conversation:
+    """Start an empty conversation owned by the actor (for `end_user`, the integrator's id)."""
     return Conversation.objects.create(
         user_id=actor.user_id,
         session_key="" if actor.user_id is not None else actor.session_key,
         title=title[:200],
+        end_user=end_user,
     )
+
+
+def conversation_close(*, conversation: Conversation) -> Conversation:
+    """Close the conversation: its history stays readable, new messages are refused.
+
+    Closing a closed conversation changes nothing (a retried close is harmless). A reply still
+    streaming finishes and is stored as usual.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        closed = Conversation.objects.filter(pk=conversation.pk, closed_at__isnull=True).update(
+            closed_at=now
+        )
+        if closed:
+            conversation.closed_at = now
+            webhook_emit(
+                "conversation.closed",
+                owner_id=conversation.user_id,
+                payload={
+                    "conversation_id": str(conversation.public_id),
+                    "end_user": conversation.end_user,
+                    "closed_at": now.isoformat(),
+                },
+            )
+        else:
+            conversation.refresh_from_db(fields=["closed_at"])
+    return conversation
 
 
 def clean_text(text: object) -> str:
@@ -53,13 +87,13 @@ def clean_text(text: object) -> str:
     """
     if not isinstance(text, str) or not text.strip():
         raise EmptyMessage("The message is empty")
-    text = text.strip()
+    # Counted before stripping, as the API schema's maxLength counts: one rule everywhere.
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise MessageTooLong(
             f"The message is over {settings.CHAT_MAX_MESSAGE_CHARS} characters",
             extra={"limit": settings.CHAT_MAX_MESSAGE_CHARS},
         )
-    return text
+    return text.strip()
 
 
 @dataclass
@@ -90,6 +124,7 @@ def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Turn
         EmptyMessage, MessageTooLong: the text is not acceptable.
         ContentBlocked: it holds a word staff block (nothing is stored).
         TurnInProgress: another reply in this conversation is still streaming.
+        ConversationClosed: the conversation was closed.
     """
     # Sensitive words staff mask are masked here, before the message is stored or seen by a model.
     moderated = moderate_input(clean_text(text))
@@ -115,6 +150,8 @@ def _turn_start(*, conversation_id: int, moderated: Moderated, client_id: uuid.U
     existing = conversation.messages.filter(client_id=client_id).select_related("reply").first()
     if existing is not None:
         return TurnStarted(user_message=existing, reply=existing.reply, created=False)
+    if conversation.closed_at is not None:
+        raise ConversationClosed("This conversation is closed: start a new one")
 
     moves: list[states.Transition] = []
     # Read after the lock is held, in a statement of its own: joined into the locking SELECT,
@@ -278,7 +315,7 @@ def dialogue_apply(
                 personal=write.personal,
             )
         personal = [(w.raw, w.kind) for w in decision.writes if w.personal]
-        message = Message.objects.only("text").get(pk=user_message_id)
+        message = Message.objects.only("text", "public_id").get(pk=user_message_id)
         recognised = recognised or HowRecognised("", [], None)
         Message.objects.filter(pk=user_message_id).update(
             text=pii.mask_known(message.text, personal),
@@ -287,6 +324,8 @@ def dialogue_apply(
             intent_scores=[[name, round(score, 4)] for name, score in recognised.scores],
             nlu_ms=recognised.ms,
         )
+        if _low_confidence(recognised):
+            _emit_low_confidence(conversation, message, personal, recognised, decision)
         conversation.intent = decision.intent
         conversation.context = decision.context
         move = None
@@ -473,6 +512,69 @@ def reply_finish(
             # on meanwhile: keep its state, record the activity.
             Conversation.objects.filter(pk=conversation_id).update(last_active=now)
             states.record(conversation_id, list(moves))
+        # After commit, and only if some webhook wants it: the rows are read then (one query).
+        webhook_emit_lazy("message.created", lambda: _message_created_event(reply_id))
+
+
+def _message_created_event(reply_id: int) -> tuple[int | None, dict[str, object]] | None:
+    """The message.created webhook payload: the stored (masked) texts, never slot values."""
+    reply = Message.objects.select_related("conversation", "reply_to").filter(pk=reply_id).first()
+    if reply is None or reply.reply_to is None:
+        return None
+    asked = reply.reply_to
+    return reply.conversation.user_id, {
+        "conversation_id": str(reply.conversation.public_id),
+        "message": {
+            "id": str(asked.public_id),
+            "sequence": asked.sequence,
+            "role": asked.role,
+            "text": asked.text,
+            "intent": asked.intent,
+            "created_at": asked.created_at.isoformat(),
+        },
+        "reply": {
+            "id": str(reply.public_id),
+            "sequence": reply.sequence,
+            "text": reply.text,
+            "status": reply.status,
+            "is_fallback": reply.is_fallback,
+            "error_code": reply.error_code,
+        },
+    }
+
+
+def _low_confidence(recognised: HowRecognised) -> bool:
+    """The classifier's top intent scored below NLU_LOW_CONFIDENCE (an answer to the bot's own
+    question is not classified for its intent, so it never counts)."""
+    return (
+        bool(recognised.scores)
+        and recognised.source != "dialogue"
+        and recognised.scores[0][1] < settings.NLU_LOW_CONFIDENCE
+    )
+
+
+def _emit_low_confidence(
+    conversation: Conversation,
+    message: Message,
+    personal: list[tuple[str, str]],
+    recognised: HowRecognised,
+    decision: dialogue.Decision,
+) -> None:
+    """Queue the intent.low_confidence webhook event (sent after commit)."""
+    webhook_emit(
+        "intent.low_confidence",
+        owner_id=conversation.user_id,
+        payload={
+            "conversation_id": str(conversation.public_id),
+            "message_id": str(message.public_id),
+            "text": pii.mask_known(message.text, personal),  # as stored
+            "top_intents": [
+                {"intent": name, "confidence": round(score, 4)} for name, score in recognised.scores
+            ],
+            "source": recognised.source,
+            "intent": decision.message_intent,
+        },
+    )
 
 
 def slot_set(

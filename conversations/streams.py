@@ -481,7 +481,10 @@ class Outbox:
             if kind == "message.done" and frame.get("last_seq", 0) > last:
                 await self._backfill(message_id, last, frame["last_seq"])
             self._sent[message_id] = max(self._sent.get(message_id, 0), frame.get("last_seq", 0))
-            self._finished.add(message_id)
+            # A snapshot of a reply another process is still writing does not end it: its
+            # later deltas must still go out.
+            if kind == "message.done" or frame.get("status") != "streaming":
+                self._finished.add(message_id)
             await self._send(data if data is not None else encode(frame))
         else:
             await self._send(data if data is not None else encode(frame))

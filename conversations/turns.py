@@ -8,6 +8,7 @@ generation, and the reply is stored once, when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -98,6 +99,10 @@ async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.
                 received=received,
             ),
             name=f"turn-{ack.reply_id}",
+            # A fresh context: the turn outlives whatever started it. Started from an API view
+            # (a sync view calling async_to_sync), the request's context would point asgiref at
+            # that request's thread, gone by the time the reply is stored.
+            context=contextvars.Context(),
         )
         _running.add(task)
         task.add_done_callback(_running.discard)

@@ -85,6 +85,8 @@ def pickup_page(request: HttpRequest) -> HttpResponse:
             conversation = pickup.pickup_code_redeem(code=code, actor=actor_from_request(request))
         except ApplicationError as exc:
             context = {"code": code, "error": PICKUP_ERRORS.get(exc.code, exc.message)}
-            return render(request, "conversations/pickup.html", context, status=exc.status)
+            # The form re-renders as any refused form does (the API's 404/409 are for programs).
+            status = 429 if exc.status == 429 else 400
+            return render(request, "conversations/pickup.html", context, status=status)
         return redirect("conversations:chat", conversation_id=conversation.public_id)
     return render(request, "conversations/pickup.html", context)

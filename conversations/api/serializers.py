@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from chatsite.api import StrictCharField
 from conversations.selectors import ConversationStateData
 
 MESSAGES_DEFAULT = 20
@@ -33,6 +36,18 @@ class MessageOutputSerializer(serializers.Serializer):
     status = serializers.CharField()
     is_fallback = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+
+class MessageDetailSerializer(MessageOutputSerializer):
+    """A message as the integration API shows it (texts as stored: personal data masked)."""
+
+    client_id = serializers.UUIDField(allow_null=True)
+    reply_to = serializers.UUIDField(source="reply_to.public_id", allow_null=True, default=None)
+    intent = serializers.CharField(help_text="The user message's intent, as recognised")
+    error_code = serializers.CharField(help_text="Why a reply is a fallback or was interrupted")
+    token_count = serializers.IntegerField()
+    ttft_ms = serializers.IntegerField(allow_null=True)
+    total_ms = serializers.IntegerField(allow_null=True)
 
 
 class StateOutputSerializer(serializers.Serializer):
@@ -63,9 +78,115 @@ class PickupCodeOutputSerializer(serializers.Serializer):
 
 
 class PickupRedeemInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=32, trim_whitespace=True)
+    code = StrictCharField(max_length=32, trim_whitespace=True)
 
 
 class PickupRedeemOutputSerializer(serializers.Serializer):
     conversation_id = serializers.UUIDField()
     url = serializers.CharField()
+
+
+# --- Integration API -----------------------------------------------------------------------
+
+
+class ConversationCreateInputSerializer(serializers.Serializer):
+    title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    end_user = StrictCharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Your id for the person (e.g. a CRM id): export and erasure look it up",
+    )
+
+
+class ConversationListQuerySerializer(serializers.Serializer):
+    end_user = serializers.CharField(max_length=200, required=False)
+
+
+class ConversationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    title = serializers.CharField()
+    end_user = serializers.CharField()
+    state = serializers.CharField()
+    intent = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_active = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": settings.CHAT_MAX_MESSAGE_CHARS,
+        "pattern": "\\S",
+        "description": "What the user said: not only spaces (empty_message), at most "
+        "CHAT_MAX_MESSAGE_CHARS characters (message_too_long)",
+    }
+)
+class MessageTextField(StrictCharField):
+    """The text of a chat message; its rules are the chat's own (conversations.services)."""
+
+
+class MessagePostInputSerializer(serializers.Serializer):
+    # Length and emptiness are checked by the same service as the WebSocket's, with the same
+    # codes (message_too_long, empty_message), so not by this field.
+    text = MessageTextField(allow_blank=True, trim_whitespace=False)
+    client_id = serializers.UUIDField(
+        required=False,
+        help_text="Your id for this message: a retry with the same id returns the same turn "
+        "(an Idempotency-Key header does the same)",
+    )
+
+
+class MessagePostQuerySerializer(serializers.Serializer):
+    stream = serializers.BooleanField(required=False, default=False)
+
+
+class ReplyEventsQuerySerializer(serializers.Serializer):
+    after_seq = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text="Same as Last-Event-ID"
+    )
+
+
+class TurnOutputSerializer(serializers.Serializer):
+    message = MessageDetailSerializer()
+    reply = MessageDetailSerializer()
+
+
+class EndUserErasedSerializer(serializers.Serializer):
+    end_user = serializers.CharField()
+    conversations = serializers.IntegerField()
+    messages = serializers.IntegerField()
+
+
+class ExportMessageSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    sequence = serializers.IntegerField()
+    role = serializers.CharField()
+    text = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ExportSlotSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    value = serializers.CharField(help_text="Decrypted: the export is the person's own data")
+
+
+class ExportConversationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_active = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    messages = ExportMessageSerializer(many=True)
+    slots = ExportSlotSerializer(many=True)
+
+
+class EndUserExportSerializer(serializers.Serializer):
+    end_user = serializers.CharField()
+    conversations = ExportConversationSerializer(many=True)

@@ -1,4 +1,4 @@
-"""GET /api/conversations/<id>/state, the OpenAPI schema and the API's error shape."""
+"""GET /api/v1/conversations/<id>/state, the OpenAPI schema and the API's error shape."""
 
 from __future__ import annotations
 
@@ -43,12 +43,11 @@ def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-u
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
+    assert set(body) == {"code", "message", "detail"}
+    assert body["code"] == code
+    assert body["message"]
+    assert isinstance(body["detail"], dict)
+    return body
 
 
 def test_the_owner_sees_the_state_with_slots_masked(anon_session, anon_conversation):
@@ -136,7 +135,7 @@ def test_a_bad_message_count_is_refused(anon_session, anon_conversation, value):
         f"{state_url(anon_conversation)}?messages={value}"
     )
     error = assert_error(response, 400, "invalid_parameter")
-    assert "messages" in error["details"]["fields"]
+    assert "messages" in error["detail"]["fields"]
 
 
 @pytest.mark.parametrize("who", ["bob", "other_session", "no_session", "alice_unknown_id"])
@@ -158,9 +157,14 @@ def test_nobody_else_learns_anything_about_a_conversation(
     # when
     response = client.get(url)
 
-    # then the same 404 for "not yours" and "does not exist"
+    # then the same 404 for "not yours" and "does not exist"; with no identity at all, 401
+    # whether it exists or not
+    if who == "no_session":
+        assert_error(response, 401, "not_authenticated")
+        assert_error(client.get(state_url(uuid.uuid4())), 401, "not_authenticated")
+        return
     error = assert_error(response, 404, "conversation_not_found")
-    assert error["details"] == {}
+    assert error["detail"] == {}
 
 
 def test_an_anonymous_owner_loses_access_when_signed_in_as_someone_else(
@@ -225,10 +229,10 @@ def test_the_openapi_schema_lists_the_endpoints(client):
     schema = json.loads(response.content)
     assert schema["info"]["title"] == "chatsite API"
     paths = schema["paths"]
-    assert "get" in paths["/api/conversations/{conversation_id}/state"]
-    assert "post" in paths["/api/conversations/{conversation_id}/pickup-code"]
-    assert "post" in paths["/api/pickup"]
-    state = paths["/api/conversations/{conversation_id}/state"]["get"]
+    assert "get" in paths["/api/v1/conversations/{conversation_id}/state"]
+    assert "post" in paths["/api/v1/conversations/{conversation_id}/pickup-code"]
+    assert "post" in paths["/api/v1/pickup"]
+    state = paths["/api/v1/conversations/{conversation_id}/state"]["get"]
     assert {p["name"] for p in state["parameters"]} >= {"conversation_id", "messages"}
     assert {"200", "400", "404"} <= set(state["responses"])
 
@@ -241,7 +245,7 @@ def test_other_errors_have_the_same_shape(client, anon_session, anon_conversatio
     assert_error(
         client.post(reverse("api:pickup-redeem"), "{", content_type="application/json"),
         400,
-        "parse_error",
+        "invalid_json",
     )
     # a body that does not validate
     error = assert_error(
@@ -249,7 +253,7 @@ def test_other_errors_have_the_same_shape(client, anon_session, anon_conversatio
         400,
         "validation_error",
     )
-    assert "code" in error["details"]["fields"]
+    assert "code" in error["detail"]["fields"]
     # an /api/ URL that matches nothing
     assert_error(client.get("/api/nothing-here"), 404, "not_found")
 

@@ -57,7 +57,7 @@ def redeem(client: Client, code: str):  # type: ignore[no-untyped-def]
 
 
 def error_code(response) -> str:  # type: ignore[no-untyped-def]
-    return response.json()["error"]["code"]
+    return response.json()["code"]
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_a_code_works_once(owner, anon_conversation):
     response = redeem(new_device(), code)
 
     # then
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert error_code(response) == "pickup_code_used"
     # the device that redeemed it may type it again: it already has the conversation
     assert redeem(first, code).status_code == 200
@@ -163,7 +163,7 @@ def test_an_expired_code_is_refused(owner, anon_conversation):
 
     # when / then
     response = redeem(new_device(), code)
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert error_code(response) == "pickup_code_expired"
     assert not ConversationGrant.objects.exists()
 
@@ -178,7 +178,7 @@ def test_a_wrong_code_is_refused(owner, anon_conversation, typed):
     response = redeem(device, typed)
 
     # then
-    assert response.status_code == 400
+    assert response.status_code == (404 if typed else 400)
     assert error_code(response) in {"pickup_code_invalid", "validation_error"}
     if typed:
         assert error_code(response) == "pickup_code_invalid"
