@@ -20,8 +20,10 @@ from conversations.models import (
     EndUserDataAction,
     EndUserDataRequest,
     Message,
+    MessageRole,
     SlotValue,
 )
+from conversations.streams import logs_forget
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +107,15 @@ def end_user_erase(*, owner: AbstractBaseUser, end_user: str, requested_by: str)
         counts = found.aggregate(
             conversations=Count("pk", distinct=True), messages=Count("messages")
         )
+        replies = [
+            str(pk)
+            for pk in Message.objects.filter(
+                conversation__in=found, role=MessageRole.ASSISTANT
+            ).values_list("public_id", flat=True)
+        ]
         found.delete()  # messages, slots, transitions, grants and codes cascade
+        # The replies' token logs in Redis hold their text too (for an hour): gone with them.
+        transaction.on_commit(lambda: logs_forget(replies))
         erased = Erased(
             conversations=counts["conversations"] or 0, messages=counts["messages"] or 0
         )

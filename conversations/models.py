@@ -87,6 +87,14 @@ class MessageStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted"
 
 
+class MessageSource(models.TextChoices):
+    """Where a user message came from (the reply is the same whichever it was)."""
+
+    WEB = "web", "Web chat"
+    API = "api", "Integration API"
+    VOICE = "voice", "Voice"
+
+
 class Message(models.Model):
     """A user message or an assistant reply; replies are written once, when they end."""
 
@@ -100,6 +108,9 @@ class Message(models.Model):
     text = models.TextField(blank=True)
     # The browser's id for a user message: a retried send finds the message it already made.
     client_id = models.UUIDField(null=True, blank=True)
+    source = models.CharField(
+        max_length=8, choices=MessageSource.choices, default=MessageSource.WEB, blank=True
+    )
     reply_to = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
     )

@@ -25,6 +25,7 @@ from conversations.models import (
     ConversationState,
     Message,
     MessageRole,
+    MessageSource,
     MessageStatus,
     SlotChange,
     SlotValue,
@@ -113,7 +114,13 @@ class TurnStarted:
     intents: dict[str, Intent] = field(default_factory=dict)
 
 
-def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> TurnStarted:
+def turn_start(
+    *,
+    conversation_id: int,
+    text: str,
+    client_id: uuid.UUID,
+    source: str = MessageSource.WEB,
+) -> TurnStarted:
     """Store a user message and an empty streaming reply, once per client_id.
 
     A retried send (same client_id) returns the turn it already started. One turn runs at a time
@@ -130,18 +137,20 @@ def turn_start(*, conversation_id: int, text: str, client_id: uuid.UUID) -> Turn
     moderated = moderate_input(clean_text(text))
     try:
         return _turn_start(
-            conversation_id=conversation_id, moderated=moderated, client_id=client_id
+            conversation_id=conversation_id, moderated=moderated, client_id=client_id, source=source
         )
     except IntegrityError:
         # Two sends of one client_id raced past the lock (SQLite has no row locks): the loser
         # finds the winner's turn.
         return _turn_start(
-            conversation_id=conversation_id, moderated=moderated, client_id=client_id
+            conversation_id=conversation_id, moderated=moderated, client_id=client_id, source=source
         )
 
 
 @transaction.atomic
-def _turn_start(*, conversation_id: int, moderated: Moderated, client_id: uuid.UUID) -> TurnStarted:
+def _turn_start(
+    *, conversation_id: int, moderated: Moderated, client_id: uuid.UUID, source: str
+) -> TurnStarted:
     text = moderated.text
     # Every query here runs while the conversation row is locked, on the one thread Channels
     # gives the ORM: 10 statements, BEGIN and COMMIT included (bench/ws_stream.py counts them),
@@ -210,6 +219,7 @@ def _turn_start(*, conversation_id: int, moderated: Moderated, client_id: uuid.U
         role=MessageRole.USER,
         text=stored_text,
         client_id=client_id,
+        source=source,
         moderation=moderated.record,
         flagged=moderated.flagged,
     )

@@ -48,6 +48,23 @@ def relay_channel(conversation_id: str) -> str:
     return f"{_KEY_PREFIX}:conv:{conversation_id}"
 
 
+def logs_forget(message_ids: list[str]) -> None:
+    """Delete replies' stream logs now, not at their expiry (erasure: the text must go).
+
+    Only the Redis logs are reached; the in-memory ones of the embedded default live in the
+    server process and expire within CHAT_STREAM_LOG_TTL.
+    """
+    if not settings.REDIS_URL or not message_ids:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=3)
+    try:
+        client.delete(*[log_key(message_id) for message_id in message_ids])
+    finally:
+        client.close()
+
+
 class Sink(Protocol):
     """Something that takes frames for a conversation (a socket's outbox)."""
 

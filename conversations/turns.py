@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from chatsite.exceptions import ApplicationError
 from conversations import dialogue, pii, selectors, services, states
-from conversations.models import Conversation, ConversationState, MessageStatus
+from conversations.models import Conversation, ConversationState, MessageSource, MessageStatus
 from conversations.moderation import ReplyFilter
 from conversations.streams import ReplyStream, get_hub
 from nlu.exceptions import LlmUnavailable
@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 # Running turns, kept referenced so the event loop does not drop them half-way.
 _running: set[asyncio.Task[None]] = set()
+# The same tasks by reply id, and why one was cancelled (turn_cancel), for its stored error code.
+_by_reply: dict[str, asyncio.Task[None]] = {}
+_cancel_reasons: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,13 @@ class TurnAck:
         }
 
 
-async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.UUID) -> TurnAck:
+async def turn_submit(
+    *,
+    conversation: Conversation,
+    text: str,
+    client_id: uuid.UUID,
+    source: str = MessageSource.WEB,
+) -> TurnAck:
     """Store the user message (once per client_id) and start its reply in the background.
 
     Raises:
@@ -65,7 +74,7 @@ async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.
     """
     received = time.monotonic()
     started = await database_sync_to_async(services.turn_start)(
-        conversation_id=conversation.pk, text=text, client_id=client_id
+        conversation_id=conversation.pk, text=text, client_id=client_id, source=source
     )
     ack = TurnAck(
         client_id=str(client_id),
@@ -105,7 +114,9 @@ async def turn_submit(*, conversation: Conversation, text: str, client_id: uuid.
             context=contextvars.Context(),
         )
         _running.add(task)
+        _by_reply[ack.reply_id] = task
         task.add_done_callback(_running.discard)
+        task.add_done_callback(lambda _t, key=ack.reply_id: _by_reply.pop(key, None))
     return ack
 
 
@@ -218,7 +229,7 @@ async def _run_reply(
     except (LlmUnavailable, ApplicationError) as exc:
         error_code = exc.code
     except asyncio.CancelledError:
-        error_code = "server_shutdown"
+        error_code = _cancel_reasons.pop(reply_key, "server_shutdown")
         status = MessageStatus.INTERRUPTED
     except Exception:
         logger.exception("reply generation failed", extra={"message_id": reply_key})
@@ -354,6 +365,20 @@ def _mark_generating_unless_ended(
 
 def _ms_since(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
+
+
+def turn_cancel(reply_id: str, *, reason: str) -> bool:
+    """Stop a reply this process is writing (e.g. the user spoke over it: reason "barge_in").
+
+    What was generated so far is kept and stored as interrupted with `reason` as its error code,
+    and its done frame goes out as for any other end. False if no such turn runs here.
+    """
+    task = _by_reply.get(reply_id)
+    if task is None or task.done():
+        return False
+    _cancel_reasons[reply_id] = reason
+    task.cancel()
+    return True
 
 
 async def wait_for_running_turns(timeout: float = 10.0) -> None:

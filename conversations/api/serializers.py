@@ -42,6 +42,7 @@ class MessageDetailSerializer(MessageOutputSerializer):
     """A message as the integration API shows it (texts as stored: personal data masked)."""
 
     client_id = serializers.UUIDField(allow_null=True)
+    source = serializers.CharField(help_text="web, api or voice (user messages)")
     reply_to = serializers.UUIDField(source="reply_to.public_id", allow_null=True, default=None)
     intent = serializers.CharField(help_text="The user message's intent, as recognised")
     error_code = serializers.CharField(help_text="Why a reply is a fallback or was interrupted")

@@ -42,7 +42,7 @@ from conversations.api.sse import (
     wants_stream,
 )
 from conversations.exceptions import ConversationNotFound
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, MessageSource
 from conversations.turns import TurnAck, turn_submit
 from conversations.views import actor_from_request
 from integrations.authentication import HasScope, key_name
@@ -113,6 +113,7 @@ MESSAGE_EXAMPLE = {
     "is_fallback": False,
     "created_at": "2026-11-22T09:31:10Z",
     "client_id": "5f0e8c3a-9d2b-4d61-9c1e-2a7b8c9d0e1f",
+    "source": "api",
     "reply_to": None,
     "intent": "order_meal",
     "error_code": "",
@@ -495,7 +496,10 @@ def _send(
         )
     try:
         ack = async_to_sync(turn_submit)(
-            conversation=conversation, text=data["text"], client_id=client_id
+            conversation=conversation,
+            text=data["text"],
+            client_id=client_id,
+            source=MessageSource.API if isinstance(request.auth, ApiKey) else MessageSource.WEB,
         )
     except BaseException:
         if claim is not None and not claim.replay:

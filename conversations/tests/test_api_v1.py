@@ -11,8 +11,10 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 from django.test import AsyncClient, Client
+from django.urls import reverse
 from django.utils import timezone
 
 from conftest import bearer
@@ -384,6 +386,7 @@ async def test_posting_a_message_returns_the_whole_reply(alices, alices_key, scr
     assert response.status_code == 201
     body = json.loads(await body_of(response))
     assert body["message"]["text"] == "hi there" and body["message"]["role"] == "user"
+    assert body["message"]["source"] == "api"
     assert body["reply"]["text"] == "Hello from the bot"
     assert body["reply"]["status"] == "complete" and body["reply"]["token_count"] == 4
     assert body["reply"]["reply_to"] == body["message"]["id"]
@@ -556,3 +559,93 @@ def test_an_end_users_data_is_exported_and_erased_with_a_record(client, alice, a
     )
     assert records == [("export", "crm-7", 2), ("erase", "crm-7", 2)]
     assert EndUserDataRequest.objects.first().requested_by.startswith("api key test key")
+
+
+@pytest.mark.usefixtures("hub_cleanup")
+async def test_a_cancelled_turn_keeps_what_was_said_and_ends_interrupted(
+    alices, alices_key, scripted_llm
+):
+    # given a slow reply streaming to a client
+    from conversations.turns import turn_cancel
+
+    scripted_llm.script = Script.words("one two three four five six seven eight", token_delay=0.1)
+    client = KeyClient(async_headers(alices_key))
+    response = await client.post(
+        messages_url(alices.public_id) + "?stream=true",
+        {"text": "go"},
+        content_type="application/json",
+    )
+    received = b""
+    reply_id = None
+    cancelled = False
+
+    # when the turn is cancelled after its first tokens (as a voice barge-in does)
+    async for chunk in response.streaming_content:
+        received += chunk
+        events = parse_events(received)
+        if reply_id is None and events:
+            reply_id = events[0][2]["reply_id"]
+        if not cancelled and any(name == "message.delta" for _, name, _ in events):
+            cancelled = turn_cancel(reply_id, reason="barge_in")
+
+    # then the stream ends with the reply interrupted, its first words kept
+    events = parse_events(received)
+    done = events[-1][2]
+    assert cancelled and events[-1][1] == "message.done"
+    assert done["status"] == "interrupted" and done["error_code"] == "barge_in"
+    reply = await Message.objects.aget(public_id=reply_id)
+    assert reply.status == "interrupted" and reply.error_code == "barge_in"
+    assert reply.text and len(reply.text.split()) < 8
+    assert turn_cancel(reply_id, reason="barge_in") is False  # nothing runs any more
+
+
+def test_the_api_documents_itself_without_a_cdn(client):
+    # Swagger UI and ReDoc come from our own static files
+    for name in ("api:docs", "api:redoc"):
+        page = client.get(reverse(name)).content.decode()
+        assert "drf_spectacular_sidecar" in page
+        assert "cdn." not in page and "unpkg" not in page and "jsdelivr" not in page
+
+    # and every operation shows its answers with examples (and its request body, if any)
+    schema = client.get(reverse("api:schema") + "?format=json").json()
+    missing = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            ok = next(iter(c for s, c in operation["responses"].items() if s.startswith("2")))
+            content = ok.get("content", {})  # empty: 204 No Content
+            if content and not any("examples" in media for media in content.values()):
+                missing.append(f"{method.upper()} {path} response")
+            body = operation.get("requestBody", {}).get("content", {})
+            if body and not any("examples" in media for media in body.values()):
+                missing.append(f"{method.upper()} {path} request")
+    assert missing == []
+
+
+@pytest.mark.usefixtures("hub_cleanup")
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the stream log is in Redis only with REDIS_URL")
+async def test_erasure_also_drops_the_replies_stream_logs(alices, alices_key, scripted_llm):
+    import redis.asyncio as aioredis
+
+    from conversations.streams import log_key
+
+    scripted_llm.script = Script.words("remember me")
+    client = KeyClient(async_headers(alices_key))
+    body = json.loads(
+        await body_of(
+            await client.post(
+                messages_url(alices.public_id), {"text": "hi"}, content_type="application/json"
+            )
+        )
+    )
+    r = aioredis.Redis.from_url(settings.REDIS_URL)
+    key = log_key(body["reply"]["id"])
+    for _ in range(50):  # the writer batches: wait for it
+        if await r.exists(key):
+            break
+        await asyncio.sleep(0.05)
+    assert await r.exists(key)
+
+    await client.delete("/api/v1/end-users/crm-7")
+
+    assert not await r.exists(key)
+    await r.aclose()
