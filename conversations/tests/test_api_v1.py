@@ -649,3 +649,17 @@ async def test_erasure_also_drops_the_replies_stream_logs(alices, alices_key, sc
 
     assert not await r.exists(key)
     await r.aclose()
+
+
+def test_old_idempotency_records_are_purged(client, alice, make_api_key, settings):
+    from integrations.tasks import purge_idempotency_records_task
+
+    auth = {**bearer(make_api_key(alice)), "HTTP_IDEMPOTENCY_KEY": "old"}
+    client.post(LIST, {}, content_type="application/json", **auth)
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    client.post(
+        LIST, {}, content_type="application/json", **{**auth, "HTTP_IDEMPOTENCY_KEY": "new"}
+    )
+
+    assert purge_idempotency_records_task() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
