@@ -223,39 +223,34 @@ class AssistantProfileAdmin(admin.ModelAdmin):
         services.assistant_profile_save(obj)
 
 
+class AuditAdmin(admin.ModelAdmin):
+    """An audit trail: viewable; never added, edited or deleted, even by a superuser."""
+
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
 @admin.register(PersonalDataReveal)
-class PersonalDataRevealAdmin(admin.ModelAdmin):
-    """Audit trail of reveals: viewable; never added, edited or deleted, even by a superuser."""
+class PersonalDataRevealAdmin(AuditAdmin):
+    """Who saw a decrypted personal value, and when."""
 
     list_display = ("at", "username", "conversation_public_id", "slot_name")
     list_filter = ("username", "at")
     search_fields = ("conversation_public_id",)
-    date_hierarchy = "at"
-
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
 
 
 @admin.register(EndUserDataRequest)
-class EndUserDataRequestAdmin(admin.ModelAdmin):
-    """Audit trail of end-user exports and erasures (API or staff): viewable, never changed."""
+class EndUserDataRequestAdmin(AuditAdmin):
+    """End-user exports and erasures (API or staff)."""
 
     list_display = ("at", "action", "end_user", "owner_username", "requested_by", "conversations")
     list_filter = ("action", "at")
     search_fields = ("end_user", "owner_username", "requested_by")
-    date_hierarchy = "at"
-
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False

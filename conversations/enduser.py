@@ -35,6 +35,8 @@ def end_user_conversations(*, owner_id: int, end_user: str) -> QuerySet[Conversa
 
 @dataclass(frozen=True)
 class Erased:
+    """How much a request touched."""
+
     conversations: int
     messages: int
 
@@ -65,18 +67,12 @@ def end_user_export(*, owner: AbstractBaseUser, end_user: str, requested_by: str
         slots[slot.conversation_id].append(
             {"name": slot.name, "kind": slot.kind, "value": slot.value}  # decrypted on load
         )
-    EndUserDataRequest.objects.create(
-        action=EndUserDataAction.EXPORT,
+    _record(
+        EndUserDataAction.EXPORT,
         owner=owner,
-        owner_username=owner.get_username(),
         end_user=end_user,
         requested_by=requested_by,
-        conversations=len(conversations),
-        messages=sum(len(m) for m in messages.values()),
-    )
-    logger.info(
-        "end user data exported",
-        extra={"owner_id": owner.pk, "conversations": len(conversations)},
+        counted=Erased(len(conversations), sum(len(m) for m in messages.values())),
     )
     return {
         "end_user": end_user,
@@ -119,17 +115,30 @@ def end_user_erase(*, owner: AbstractBaseUser, end_user: str, requested_by: str)
         erased = Erased(
             conversations=counts["conversations"] or 0, messages=counts["messages"] or 0
         )
-        EndUserDataRequest.objects.create(
-            action=EndUserDataAction.ERASE,
+        _record(
+            EndUserDataAction.ERASE,
             owner=owner,
-            owner_username=owner.get_username(),
             end_user=end_user,
             requested_by=requested_by,
-            conversations=erased.conversations,
-            messages=erased.messages,
+            counted=erased,
         )
-    logger.info(
-        "end user data erased",
-        extra={"owner_id": owner.pk, "conversations": erased.conversations},
-    )
     return erased
+
+
+def _record(
+    action: str, *, owner: AbstractBaseUser, end_user: str, requested_by: str, counted: Erased
+) -> None:
+    """The audit record of a request, and its log line (counts only: no one's data)."""
+    EndUserDataRequest.objects.create(
+        action=action,
+        owner=owner,
+        owner_username=owner.get_username(),
+        end_user=end_user,
+        requested_by=requested_by,
+        conversations=counted.conversations,
+        messages=counted.messages,
+    )
+    logger.info(
+        "end user data request",
+        extra={"action": action, "owner_id": owner.pk, "conversations": counted.conversations},
+    )
