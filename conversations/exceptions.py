@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chatsite.exceptions import ApplicationError
+from nlu.exceptions import EmptyText, TextTooLong
 
 
 class ConversationNotFound(ApplicationError):
@@ -10,14 +11,9 @@ class ConversationNotFound(ApplicationError):
     status = 404
 
 
-class EmptyMessage(ApplicationError):
-    code = "empty_message"
-
-
-class MessageTooLong(ApplicationError):
-    # 400, not 413: the request is fine, one field of it is not (413 is request_too_large).
-    code = "message_too_long"
-    status = 400
+# The text rules live with the NLU (nlu.parse.message_text_check), one rule for every way in.
+EmptyMessage = EmptyText
+MessageTooLong = TextTooLong
 
 
 class TurnInProgress(ApplicationError):

@@ -13,12 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations import dialogue, pii, selectors, states
-from conversations.exceptions import (
-    ConversationClosed,
-    EmptyMessage,
-    MessageTooLong,
-    TurnInProgress,
-)
+from conversations.exceptions import ConversationClosed, TurnInProgress
 from conversations.models import (
     AssistantProfile,
     Conversation,
@@ -35,6 +30,7 @@ from conversations.selectors import Actor, is_stale
 from integrations.webhooks import webhook_emit, webhook_emit_lazy
 from nlu.llm import ChatMessage
 from nlu.models import Intent
+from nlu.parse import message_text_check
 from nlu.selectors import intent_list_active
 
 logger = logging.getLogger(__name__)
@@ -80,21 +76,13 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
 
 
 def clean_text(text: object) -> str:
-    """Validate a user message's text.
+    """A user message's text, checked (nlu.parse.message_text_check) and stripped.
 
     Raises:
         EmptyMessage: nothing but whitespace.
         MessageTooLong: over CHAT_MAX_MESSAGE_CHARS characters.
     """
-    if not isinstance(text, str) or not text.strip():
-        raise EmptyMessage("The message is empty")
-    # Counted before stripping, as the API schema's maxLength counts: one rule everywhere.
-    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise MessageTooLong(
-            f"The message is over {settings.CHAT_MAX_MESSAGE_CHARS} characters",
-            extra={"limit": settings.CHAT_MAX_MESSAGE_CHARS},
-        )
-    return text.strip()
+    return message_text_check(text).strip()
 
 
 @dataclass

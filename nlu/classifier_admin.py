@@ -171,11 +171,7 @@ class NluModelAdmin(admin.ModelAdmin):
         return require_POST(self._train)(request)
 
     def _train(self, request: HttpRequest) -> HttpResponse:
-        from nlu.tasks import train_nlu_model
-
-        model = training.nlu_model_start(user=request.user)
-        train_nlu_model.delay(model.pk)
-        model.refresh_from_db()
+        model = training.nlu_model_train_start(user=request.user)
         if model.status == NluModelStatus.FAILED:
             self.message_user(
                 request, f"{model} could not be trained: {model.error}", messages.ERROR

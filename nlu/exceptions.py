@@ -73,3 +73,50 @@ class ContentBlocked(ApplicationError):
 
     code = "content_blocked"
     status = 400
+
+
+class EmptyText(ApplicationError):
+    """Nothing but whitespace to parse (the chat's code for an empty message)."""
+
+    code = "empty_message"
+
+
+class TextTooLong(ApplicationError):
+    """Longer than a chat message may be (CHAT_MAX_MESSAGE_CHARS; the chat's code)."""
+
+    # 400, not 413: the request is fine, one field of it is not (413 is request_too_large).
+    code = "message_too_long"
+
+
+class IntentNotFound(ApplicationError):
+    code = "intent_not_found"
+    status = 404
+
+
+class IntentExists(ApplicationError):
+    """Another intent has this name already."""
+
+    code = "intent_exists"
+    status = 409
+
+
+class IntentExampleNotFound(ApplicationError):
+    code = "intent_example_not_found"
+    status = 404
+
+
+class SensitiveWordNotFound(ApplicationError):
+    code = "sensitive_word_not_found"
+    status = 404
+
+
+class SensitiveWordExists(ApplicationError):
+    """The word (or a spelling that normalises the same) is listed in its category already."""
+
+    code = "sensitive_word_exists"
+    status = 409
+
+
+class NluModelNotFound(ApplicationError):
+    code = "nlu_model_not_found"
+    status = 404

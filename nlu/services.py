@@ -1,14 +1,14 @@
-"""Intent writes (loading a domain) and the template reply."""
+"""Intent writes (one intent, or loading a domain) and the template reply."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from nlu.exceptions import TemplateMissing, TemplateSlotMissing
+from nlu.exceptions import IntentExists, TemplateMissing, TemplateSlotMissing
 from nlu.models import LANGUAGES, Intent, IntentExample, SlotDefinition
 from nlu.templates import template_fill, template_placeholders, template_unknown_placeholders
 
@@ -173,3 +173,116 @@ def _upsert(
     obj.full_clean()
     obj.save()
     return "created" if created else "updated"
+
+
+# --- one intent (the integration API; the admin validates the same way through its forms) ------
+
+
+def intent_create(*, name: str, slots: Sequence[Mapping[str, Any]] = (), **fields: Any) -> Intent:
+    """Add an intent with its slots (dicts of SlotDefinition fields, asked in list order).
+
+    Raises:
+        IntentExists: the name is taken.
+        ValidationError: by field ("slots[1].prompt_en" for a slot's); nothing is written.
+    """
+    return _intent_write(Intent(name=name), fields, slots)
+
+
+def intent_update(
+    *, intent: Intent, slots: Sequence[Mapping[str, Any]] | None = None, **fields: Any
+) -> Intent:
+    """Change the given fields of an intent (`name` renames it).
+
+    `slots`, when given, is the whole new list: slots are matched by name (updated), new names
+    are added and the slots not listed are deleted, all in one transaction.
+
+    Raises:
+        IntentExists, ValidationError: as intent_create; nothing is written.
+    """
+    return _intent_write(intent, fields, slots)
+
+
+@transaction.atomic
+def intent_delete(*, intent: Intent) -> None:
+    """Delete an intent with its slots and examples (stored conversations keep its name)."""
+    intent.delete()
+
+
+def intent_example_delete(*, example: IntentExample) -> None:
+    """Remove one example (the next trained classifier no longer learns it)."""
+    example.delete()
+
+
+@transaction.atomic
+def _intent_write(
+    intent: Intent, fields: Mapping[str, Any], slots: Sequence[Mapping[str, Any]] | None
+) -> Intent:
+    """Validate an intent and its slots together, as the admin's form and slot inline do."""
+    unknown = set(fields) - {"name", *_INTENT_FIELDS}
+    if unknown:
+        raise ValidationError(f"Unknown intent fields: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(intent, name, value)
+    if Intent.objects.filter(name=intent.name).exclude(pk=intent.pk).exists():
+        raise _exists(intent.name)
+    errors: dict[str, list[str]] = {}
+    try:
+        intent.full_clean(validate_unique=False)  # field rules, Intent.clean (template syntax)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    current = {slot.name: slot for slot in intent.slots.all()} if intent.pk else {}
+    new_slots = None if slots is None else _slots_clean(slots, current, errors)
+    names = [s.name for s in new_slots] if new_slots is not None else list(current)
+    # A template that does not parse is already reported on its field by Intent.clean.
+    template_errors = intent_template_errors(templates=intent_templates(intent), slot_names=names)
+    for field_name, message in template_errors.items():
+        errors.setdefault(field_name, [message])
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent create of the same name wins
+            intent.save()
+    except IntegrityError:
+        raise _exists(intent.name) from None
+    if new_slots is not None:
+        intent.slots.exclude(name__in=names).delete()
+        for slot in new_slots:
+            slot.intent = intent
+            slot.save()
+    return intent
+
+
+def _exists(name: str) -> IntentExists:
+    return IntentExists(f"An intent named {name!r} exists already", extra={"name": name})
+
+
+def _slots_clean(
+    slots: Sequence[Mapping[str, Any]],
+    current: Mapping[str, SlotDefinition],
+    errors: dict[str, list[str]],
+) -> list[SlotDefinition]:
+    """The slots as they will be saved; their problems are added to `errors`."""
+    cleaned: list[SlotDefinition] = []
+    seen: set[str] = set()
+    for position, data in enumerate(slots):
+        where = f"slots[{position}]"
+        unknown = set(data) - {"name", *_SLOT_FIELDS}
+        if unknown:
+            errors[where] = [f"Unknown slot fields: {', '.join(sorted(unknown))}"]
+            continue
+        name = str(data.get("name", ""))
+        slot = current.get(name) or SlotDefinition(name=name)
+        # Asked in list order unless an order is given (as domain_load does).
+        values = {"order": (position + 1) * 10, **data}
+        for field_name in _SLOT_FIELDS:
+            if field_name in values:
+                setattr(slot, field_name, values[field_name])
+        try:
+            slot.full_clean(exclude=["intent"], validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            errors.update({f"{where}.{k}": v for k, v in exc.message_dict.items()})
+        if name in seen:
+            errors.setdefault(f"{where}.name", []).append(f"Two slots are named {name!r}.")
+        seen.add(name)
+        cleaned.append(slot)
+    return cleaned

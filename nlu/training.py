@@ -54,6 +54,28 @@ def nlu_model_start(*, user: Any = None) -> NluModel:
     )
 
 
+def nlu_model_train_start(*, user: Any = None) -> NluModel:
+    """Record a model and train it in the background (a Celery worker; eager without a broker).
+
+    The task is enqueued once the row is committed: a worker must find it. Returns the row as
+    it is after scheduling (already trained or failed when Celery runs eagerly).
+    """
+    from nlu.tasks import train_nlu_model  # nlu.tasks imports the classifier's serving code
+
+    model = nlu_model_start(user=user)
+    transaction.on_commit(lambda: train_nlu_model.delay(model.pk))
+    model.refresh_from_db(fields=_SUMMARY_FIELDS)
+    return model
+
+
+# Every column but the blobs (artifact, confusion image): what callers of the above read.
+_SUMMARY_FIELDS = [
+    f.name
+    for f in NluModel._meta.concrete_fields
+    if f.name not in ("id", "artifact", "confusion_png")
+]
+
+
 def nlu_model_train(
     *, model: NluModel | None = None, user: Any = None, progress: Progress | None = None
 ) -> NluModel:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chatsite.api import StrictCharField
 from conversations.selectors import ConversationStateData
+from nlu.api.fields import NOT_BLANK, SchemaPattern, StrictCharField, UserTextField
 
 MESSAGES_DEFAULT = 20
 MESSAGES_MAX = 100
@@ -79,7 +77,9 @@ class PickupCodeOutputSerializer(serializers.Serializer):
 
 
 class PickupRedeemInputSerializer(serializers.Serializer):
-    code = StrictCharField(max_length=32, trim_whitespace=True)
+    code = StrictCharField(
+        max_length=32, trim_whitespace=True, validators=[SchemaPattern(NOT_BLANK)]
+    )
 
 
 class PickupRedeemOutputSerializer(serializers.Serializer):
@@ -116,24 +116,10 @@ class ConversationOutputSerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": settings.CHAT_MAX_MESSAGE_CHARS,
-        "pattern": "\\S",
-        "description": "What the user said: not only spaces (empty_message), at most "
-        "CHAT_MAX_MESSAGE_CHARS characters (message_too_long)",
-    }
-)
-class MessageTextField(StrictCharField):
-    """The text of a chat message; its rules are the chat's own (conversations.services)."""
-
-
 class MessagePostInputSerializer(serializers.Serializer):
     # Length and emptiness are checked by the same service as the WebSocket's, with the same
     # codes (message_too_long, empty_message), so not by this field.
-    text = MessageTextField(allow_blank=True, trim_whitespace=False)
+    text = UserTextField(trim_whitespace=False)
     client_id = serializers.UUIDField(
         required=False,
         help_text="Your id for this message: a retry with the same id returns the same turn "

@@ -13,10 +13,21 @@ import uuid
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXAMPLES = 100
+# Staff's rules that JSON Schema cannot state (a template reply needs both templates, its
+# placeholders must name slots, a phone slot is personal data; a word must normalise to
+# something): a body the schema accepts may still be refused here with 400 and a field error,
+# so "a schema-valid request is accepted" does not hold for these four. Every other check does.
+BUSINESS_RULES = {
+    "POST /api/v1/intents",
+    "PATCH /api/v1/intents/{name}",
+    "POST /api/v1/sensitive-words",
+    "PATCH /api/v1/sensitive-words/{word_id}",
+}
 
 
 @pytest.fixture
@@ -50,4 +61,5 @@ def test_the_api_matches_its_schema(case, fuzz_key) -> None:  # type: ignore[no-
         # does and which the API rightly refuses (422 idempotency_key_reused, tested on its own
         # in test_api_v1): each valid key is made unique. Invalid ones (negative cases) stay.
         headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4()}"
-    case.call_and_validate(headers=headers, timeout=30)
+    excluded = [positive_data_acceptance] if case.operation.label in BUSINESS_RULES else []
+    case.call_and_validate(headers=headers, timeout=30, excluded_checks=excluded)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -73,6 +73,9 @@ class Entity:
     slot: str
     value: str
     raw: str
+    # Where `raw` is in the caller's text (end exclusive): what the parse API reports.
+    start: int = field(default=0, compare=False)
+    end: int = field(default=0, compare=False)
 
 
 def _only(slots: Sequence[SlotSpec], slot_type: str, awaiting: str | None) -> SlotSpec | None:
@@ -104,7 +107,8 @@ def extract(
 
     def put(slot: SlotSpec | None, found: Found | None) -> None:
         if slot is not None and found is not None and slot.name not in result:
-            result[slot.name] = Entity(slot.name, found.value, t.raw(found.start, found.end))
+            start, end = t.span(found.start, found.end)
+            result[slot.name] = Entity(slot.name, found.value, t.original[start:end], start, end)
 
     taken: list[tuple[int, int]] = []
 

@@ -37,9 +37,14 @@ class Text:
 
     def raw(self, start: int, end: int) -> str:
         """The original substring behind norm[start:end]."""
+        first, last = self.span(start, end)
+        return self.original[first:last]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Where norm[start:end] is in the original: (start, end), end exclusive."""
         if start >= end:
-            return ""
-        return self.original[self._starts[start] : self._ends[end - 1]]
+            return (0, 0)
+        return (self._starts[start], self._ends[end - 1])
 
 
 @dataclass

@@ -102,6 +102,8 @@ def test_the_command_reports_bad_data_as_an_error(db):
         call_command("train_nlu", stdout=io.StringIO(), stderr=io.StringIO())
 
 
+# transaction=True: the task is enqueued once the new row commits, as in production.
+@pytest.mark.django_db(transaction=True)
 def test_staff_train_read_the_evaluation_promote_and_roll_back_in_the_admin(
     staff_client, demo, eager_celery
 ):
@@ -130,6 +132,7 @@ def test_staff_train_read_the_evaluation_promote_and_roll_back_in_the_admin(
     assert "nothing to roll back to" in response.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_training_bad_data_from_the_admin_shows_the_reason(staff_client, db, eager_celery):
     Intent.objects.create(name="alone", reply_mode="llm").examples.create(text="hi")
     response = staff_client.post(reverse("admin:nlu_nlumodel_train"), follow=True)
