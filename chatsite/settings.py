@@ -352,8 +352,8 @@ VOICE_MAX_CONCURRENT_ASR = env_int("VOICE_MAX_CONCURRENT_ASR", 2)
 # espeak-ng's C API is not re-entrant: its calls are serialised whatever this says.
 VOICE_MAX_CONCURRENT_TTS = env_int("VOICE_MAX_CONCURRENT_TTS", 1)
 VOICE_MAX_QUEUED = env_int("VOICE_MAX_QUEUED", 4)
-# "espeak" (espeak-ng from the espeakng-loader wheel, GPL-3.0 library loaded at run time) or
-# "piper" (optional, GPL-3.0: requirements-piper.txt; not implemented yet, see docs/voice.md).
+# "espeak" (espeak-ng from the espeakng-loader wheel; a GPL-3.0 library loaded at run time) or
+# "piper" (English via piper-tts, Chinese still espeak; optional, GPL-3.0: requirements-piper.txt).
 VOICE_TTS_ENGINE = env_choice("VOICE_TTS_ENGINE", ("espeak", "piper"), "espeak")
 # CTranslate2 intra-op threads per transcription (cpu_threads).
 VOICE_ASR_THREADS = env_int("VOICE_ASR_THREADS", 2)
