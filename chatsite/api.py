@@ -155,6 +155,15 @@ def query_params(serializer_class: type[serializers.Serializer], request: Reques
     Raises:
         InvalidParameter: with the field errors in ``detail.fields``.
     """
+    # A parameter given twice (?q=a&q=b) is refused, not read as its last value: the schema
+    # says each is one value, and a client sending two has a bug it should hear about.
+    repeated = {
+        name: ["Give this parameter once."]
+        for name in serializer_class().fields
+        if len(request.query_params.getlist(name)) > 1
+    }
+    if repeated:
+        raise InvalidParameter("A query parameter is not valid", extra={"fields": repeated})
     serializer = serializer_class(data=request.query_params)
     if not serializer.is_valid():
         raise InvalidParameter(

@@ -357,6 +357,9 @@ VOICE_MAX_QUEUED = env_int("VOICE_MAX_QUEUED", 4)
 VOICE_TTS_ENGINE = env_choice("VOICE_TTS_ENGINE", ("espeak", "piper"), "espeak")
 # CTranslate2 intra-op threads per transcription (cpu_threads).
 VOICE_ASR_THREADS = env_int("VOICE_ASR_THREADS", 2)
+# Beam width of final transcripts (partials are always greedy). 1 is greedy: faster, a little
+# less accurate on hard audio (docs/performance.md, "Voice").
+VOICE_ASR_BEAM_SIZE = env_int("VOICE_ASR_BEAM_SIZE", 5)
 
 # --- REST API (chatsite/api.py, conversations/api/) ------------------------------------------
 REST_FRAMEWORK = {

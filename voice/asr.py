@@ -205,8 +205,8 @@ def _transcribe(pcm: bytes, language: str | None, partial: bool) -> Transcript:
         audio,
         language=language,
         task="transcribe",
-        beam_size=1 if partial else 5,
-        best_of=1 if partial else 5,
+        beam_size=1 if partial else settings.VOICE_ASR_BEAM_SIZE,
+        best_of=1 if partial else settings.VOICE_ASR_BEAM_SIZE,
         # One retry at a higher temperature when the first pass looks like a hallucination loop;
         # faster-whisper's default five passes took 4.5 s for a 2.8 s utterance.
         temperature=0.0 if partial else (0.0, 0.4),
@@ -230,17 +230,21 @@ def transcribe(pcm: bytes, *, language: str | None = None) -> Transcript:
 
 
 async def atranscribe(
-    pcm: bytes, *, language: str | None = None, partial: bool = False
+    pcm: bytes, *, language: str | None = None, partial: bool = False, wait: bool | None = None
 ) -> Transcript:
     """Transcribe in the bounded ASR pool; partial=True is faster and never waits for a slot.
 
+    `wait=False` gives a final-quality transcript only if a worker is free now (a speculative
+    one, voice/session.py); by default finals wait for a slot and partials do not.
+
     Raises:
-        VoiceBusy: the pool is full (for partial: every worker is busy).
+        VoiceBusy: the pool is full (when not waiting: every worker is busy).
         AudioInvalid: see transcribe().
     """
     if len(pcm) % 2:
         raise AudioInvalid("PCM16 audio must have an even number of bytes.")
-    return await asr_pool().run(_transcribe, pcm, language, partial, wait=not partial)
+    wait = not partial if wait is None else wait
+    return await asr_pool().run(_transcribe, pcm, language, partial, wait=wait)
 
 
 __all__ = [

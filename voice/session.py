@@ -125,6 +125,9 @@ class VoiceSession:
         # The language the partials of the current utterance found (see _final_language).
         self._partial_language: tuple[int, str] | None = None
         self._final_sent = 0  # the last utterance whose final transcript went out
+        # A final transcript started while the end-of-speech silence is still being waited out:
+        # (utterance, the audio it transcribes, its task); used if the utterance ends just so.
+        self._guess: tuple[int, bytes, asyncio.Task[asr.Transcript | None]] | None = None
         self._turn: _Turn | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -185,6 +188,7 @@ class VoiceSession:
             elif isinstance(event, SpeechEnded):
                 self._ended(event)
         if self._speaking:
+            self._maybe_guess()
             self._maybe_partial()
 
     async def _started(self) -> None:
@@ -202,7 +206,35 @@ class VoiceSession:
         previous = self._turn
         turn = _Turn(utterance=self._utterance)
         self._turn = turn
-        turn.task = self._spawn(self._run_turn(turn, ended.utterance, previous))
+        guess = self._guess
+        self._guess = None
+        early = None
+        if guess is not None and guess[0] == self._utterance and guess[1] == ended.utterance:
+            early = guess[2]
+        turn.task = self._spawn(self._run_turn(turn, ended.utterance, previous, early))
+
+    def _maybe_guess(self) -> None:
+        """Start the final transcript as soon as the silence after speech could be its end.
+
+        The segmenter waits VOICE_END_SILENCE_MS (600 ms) of silence before it calls an
+        utterance over; from TAIL_MS (200 ms) on, the audio it will hand over is already known
+        (Segmenter.ending), so recognition starts 400 ms sooner. If the user speaks again the
+        guess is dropped (its worker finishes and the result is ignored); it never queues.
+        """
+        pcm = self._vad.ending()
+        if pcm is None:
+            return
+        if self._guess is not None and self._guess[0] == self._utterance:
+            if len(self._guess[1]) == len(pcm):
+                return  # already guessing this very audio
+        utterance = self._utterance
+        self._guess = (utterance, pcm, self._spawn(self._transcribe_guess(utterance, pcm)))
+
+    async def _transcribe_guess(self, utterance: int, pcm: bytes) -> asr.Transcript | None:
+        try:
+            return await asr.atranscribe(pcm, language=self._final_language(utterance), wait=False)
+        except ApplicationError:
+            return None  # no free worker: the final is transcribed as usual
 
     def _maybe_partial(self) -> None:
         now = time.monotonic()
@@ -261,9 +293,15 @@ class VoiceSession:
 
     # --- one turn ---------------------------------------------------------------------------
 
-    async def _run_turn(self, turn: _Turn, pcm: bytes, previous: _Turn | None) -> None:
+    async def _run_turn(
+        self,
+        turn: _Turn,
+        pcm: bytes,
+        previous: _Turn | None,
+        early: asyncio.Task[asr.Transcript | None] | None = None,
+    ) -> None:
         try:
-            await self._turn_steps(turn, pcm, previous)
+            await self._turn_steps(turn, pcm, previous, early)
         except ApplicationError as exc:
             await self._error(exc.code, exc.message, utterance=turn.utterance, detail=exc.extra)
         except asyncio.CancelledError:
@@ -272,8 +310,16 @@ class VoiceSession:
             logger.exception("voice turn failed", extra={"message_id": turn.reply_id})
             await self._error("internal_error", "Something went wrong", utterance=turn.utterance)
 
-    async def _turn_steps(self, turn: _Turn, pcm: bytes, previous: _Turn | None) -> None:
-        transcript = await asr.atranscribe(pcm, language=self._final_language(turn.utterance))
+    async def _turn_steps(
+        self,
+        turn: _Turn,
+        pcm: bytes,
+        previous: _Turn | None,
+        early: asyncio.Task[asr.Transcript | None] | None,
+    ) -> None:
+        transcript = await early if early is not None else None
+        if transcript is None:
+            transcript = await asr.atranscribe(pcm, language=self._final_language(turn.utterance))
         self._final_sent = max(self._final_sent, turn.utterance)
         await self._send(
             {

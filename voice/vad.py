@@ -153,6 +153,18 @@ class Segmenter:
         self._pending = b""
         return self._end()
 
+    def ending(self) -> bytes | None:
+        """The utterance as it will end if the silence now running lasts, else None.
+
+        Once TAIL_MS of silence has followed speech this is exactly what SpeechEnded will carry
+        (the end keeps TAIL_MS of silence and drops the rest), so it can be transcribed while
+        the segmenter still waits out VOICE_END_SILENCE_MS: the transcript is ready sooner.
+        """
+        if not self._speaking or self._silent_windows < self._tail_windows:
+            return None
+        extra = (self._silent_windows - self._tail_windows) * WINDOW_BYTES
+        return bytes(self._utterance[: len(self._utterance) - extra])
+
     def speech_so_far(self) -> bytes:
         """The utterance in progress (empty when nobody speaks), for a partial transcript."""
         return bytes(self._utterance) if self._speaking else b""

@@ -30,7 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatsite.api import CursorPage, query_params
+from chatsite.api import CursorPage, InvalidParameter, query_params
 from conversations import enduser, pickup, selectors, services
 from conversations.api import serializers
 from conversations.api.sse import (
@@ -135,6 +135,12 @@ REPLY_EXAMPLE = {
     "total_ms": 640,
 }
 STATE_MESSAGE_FIELDS = ("id", "role", "text", "sequence", "status", "is_fallback", "created_at")
+END_USER_PATH = OpenApiParameter(
+    "end_user",
+    {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000/]+$"},
+    OpenApiParameter.PATH,
+    description="Your id for the person, as given when their conversations were created",
+)
 SEQ_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
 # OpenAPI 3.0 describes an event stream by the schema of one event.
 SSE_EVENT_SCHEMA = {
@@ -298,7 +304,11 @@ class ConversationListCreateApi(generics.ListAPIView):
     @extend_schema(
         operation_id="conversation_list",
         parameters=[
-            OpenApiParameter("end_user", str, description="Only this end user's conversations")
+            OpenApiParameter(
+                "end_user",
+                {"type": "string", "maxLength": 200, "pattern": "^[^\\u0000]*$"},
+                description="Only this end user's conversations",
+            )
         ],
         responses={200: serializers.ConversationOutputSerializer(many=True), **ERRORS},
         examples=[OpenApiExample("A page", value=[CONVERSATION_EXAMPLE])],
@@ -594,6 +604,15 @@ class ReplyEventsApi(APIView):
 # --- One end user's data ---------------------------------------------------------------------
 
 
+def _check_end_user(end_user: str) -> None:
+    """An end-user id can be stored as given (no NUL, which PostgreSQL refuses; 200 at most)."""
+    if "\x00" in end_user or len(end_user) > 200:
+        raise InvalidParameter(
+            "Not a valid end-user id",
+            extra={"fields": {"end_user": ["At most 200 characters, no NUL."]}},
+        )
+
+
 class EndUserExportApi(APIView):
     """Everything stored about one end user, as a JSON file (audited)."""
 
@@ -602,6 +621,7 @@ class EndUserExportApi(APIView):
 
     @extend_schema(
         operation_id="end_user_export",
+        parameters=[END_USER_PATH],
         responses={200: serializers.EndUserExportSerializer, **ERRORS},
         examples=[
             OpenApiExample(
@@ -634,6 +654,7 @@ class EndUserExportApi(APIView):
         ],
     )
     def get(self, request: Request, end_user: str) -> Response:
+        _check_end_user(end_user)
         data = enduser.end_user_export(
             owner=request.user, end_user=end_user, requested_by=key_name(request)
         )
@@ -650,6 +671,7 @@ class EndUserEraseApi(APIView):
 
     @extend_schema(
         operation_id="end_user_erase",
+        parameters=[END_USER_PATH],
         responses={200: serializers.EndUserErasedSerializer, **ERRORS},
         examples=[
             OpenApiExample(
@@ -658,6 +680,7 @@ class EndUserEraseApi(APIView):
         ],
     )
     def delete(self, request: Request, end_user: str) -> Response:
+        _check_end_user(end_user)
         erased = enduser.end_user_erase(
             owner=request.user, end_user=end_user, requested_by=key_name(request)
         )

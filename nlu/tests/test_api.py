@@ -157,13 +157,15 @@ def test_bad_texts_are_refused_with_the_chats_codes(
     assert (response.status_code, error_code(response)) == (status, code)
 
 
-def test_the_limit_counts_the_text_without_surrounding_spaces(
-    client, nlu_key, demo, scripted_llm, settings
-):
-    settings.CHAT_MAX_MESSAGE_CHARS = 5
+def test_the_limit_counts_the_text_as_sent(client, nlu_key, demo, scripted_llm, settings):
+    # as the schema's maxLength does, and as the chat's own check (one rule everywhere)
     scripted_llm.script = Script(tokens=["greeting"])
+    settings.CHAT_MAX_MESSAGE_CHARS = 11
     response = call(client, "post", "/nlu/parse", nlu_key, {"text": "   hello   "})
     assert response.status_code == 200
+    settings.CHAT_MAX_MESSAGE_CHARS = 10
+    response = call(client, "post", "/nlu/parse", nlu_key, {"text": "   hello   "})
+    assert (response.status_code, error_code(response)) == (400, "message_too_long")
 
 
 def test_malformed_json_is_a_400(client, nlu_key, db):

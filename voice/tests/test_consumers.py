@@ -367,3 +367,34 @@ async def test_someone_elses_conversation_is_refused(anon_conversation, alice):
     # when / then
     connected, code = await ws.connect()
     assert not connected and code == 4403
+
+
+async def test_the_final_transcript_starts_before_the_end_of_speech_is_confirmed(
+    anon_conversation, anon_session, scripted_llm, monkeypatch
+):
+    # given a recogniser that notes what it is asked (the real one is slow and tested above;
+    # here only the session's timing decision matters)
+    from voice import asr
+
+    calls: list[dict[str, Any]] = []
+
+    async def noting(pcm: bytes, *, language=None, partial=False, wait=None):  # type: ignore[no-untyped-def]
+        calls.append({"partial": partial, "wait": wait, "bytes": len(pcm)})
+        return asr.Transcript("what time do you open", "en", len(pcm) / 32000, 0.01)
+
+    monkeypatch.setattr(asr, "atranscribe", noting)
+    scripted_llm.script = Script.words("At nine.")
+    ws = await connect(anon_conversation, anon_session.session_key)
+
+    # when the user speaks and falls silent
+    await send_audio(ws, utterance(QUESTION), pace=0.005)
+    events = await receive_until(ws, of_type("message.done"))
+
+    # then the one final transcription was the early one (started 400 ms into the silence,
+    # without queueing), and it was used: the utterance was not transcribed a second time
+    finals = [c for c in calls if not c["partial"]]
+    assert [c["wait"] for c in finals] == [False], calls
+    (final,) = frames(events, "transcript.final")
+    assert final["text"] == "what time do you open"
+    assert final["audio_ms"] == round(finals[0]["bytes"] / 32)
+    await ws.disconnect()

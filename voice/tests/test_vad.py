@@ -116,3 +116,25 @@ async def test_afeed_matches_feed() -> None:
     for start in range(0, len(stream), FRAME):
         events.extend(await segmenter.afeed(stream[start : start + FRAME]))
     assert events == _feed(Segmenter(), stream)
+
+
+def test_the_ending_is_known_before_the_silence_is_waited_out() -> None:
+    # given speech followed by silence, fed frame by frame
+    segmenter = Segmenter(silence_ms=600)
+    stream = silence(0.3) + speech_16k(ENGLISH, "en") + silence(1.0)
+    run: list[bytes] = []  # the guesses of the current stretch of silence
+    ended: SpeechEnded | None = None
+    for start in range(0, len(stream), FRAME):
+        for event in segmenter.feed(stream[start : start + FRAME]):
+            if isinstance(event, SpeechEnded):
+                ended = event
+        if ended is None:
+            guess = segmenter.ending()
+            run = [*run, guess] if guess is not None else []
+
+    # then the final silence gave a guess well before the end, exactly the utterance, and the
+    # same one all along (one transcription, not one per frame)
+    assert ended is not None
+    assert len(run) >= 300 // 20  # 400 ms of waiting, 20 ms frames, give or take a window
+    assert all(guess == ended.utterance for guess in run)
+    assert segmenter.ending() is None  # over: nothing pending
