@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,9 @@ def daphne_server(transactional_db: None, scripted_llm: ScriptedLlm) -> Iterator
         Path(log.name).unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (sync API: the tests are plain functions)."""
+@contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright's sync API, with these flags added."""
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -112,7 +113,9 @@ def browser() -> Iterator[Any]:
     os.environ[ASYNC_UNSAFE] = "true"
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args]
+            )
             yield browser
             browser.close()
     finally:
@@ -120,6 +123,13 @@ def browser() -> Iterator[Any]:
             os.environ.pop(ASYNC_UNSAFE, None)
         else:
             os.environ[ASYNC_UNSAFE] = previous
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium (sync API: the tests are plain functions)."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

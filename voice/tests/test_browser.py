@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -13,16 +12,15 @@ import pytest
 from playwright.sync_api import expect
 
 from conversations.models import Message, MessageRole, MessageSource, MessageStatus
+from conversations.tests.conftest import chromium
 from testkit.scripted_llm import Script
 from voice.audio import SAMPLE_RATE, resample_pcm16, wav_bytes
-from voice.tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from voice.tts import synthesize
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHAT_URL = re.compile(r"/c/(?P<id>[0-9a-f-]{36})/$")
 QUESTION = "What time does the shop open on Sunday morning?"
-ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +40,13 @@ def browser(microphone_wav: Path) -> Iterator[Any]:
 
     Overrides the chat's `browser` fixture for this module, so `new_page` uses it.
     """
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get(ASYNC_UNSAFE)
-    os.environ[ASYNC_UNSAFE] = "true"  # see conversations/tests/conftest.py
-    args = [
-        *CHROMIUM_ARGS,
+    with chromium(
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-audio-capture={microphone_wav}%noloop",
         "--autoplay-policy=no-user-gesture-required",
-    ]
-    try:
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-            yield launched
-            launched.close()
-    finally:
-        if previous is None:
-            os.environ.pop(ASYNC_UNSAFE, None)
-        else:
-            os.environ[ASYNC_UNSAFE] = previous
+    ) as launched:
+        yield launched
 
 
 def _start_conversation(page: Any, server: Any) -> str:
